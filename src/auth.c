@@ -1,0 +1,128 @@
+/*
+ * Secrets: bcrypt password hashes (libxcrypt), access tokens (OpenSSL
+ * RAND_bytes, base64url) and the SHA-256 under which tokens are stored.
+ * The database never sees a plaintext token; comparisons of secrets in C
+ * are constant-time.
+ */
+#include "config.h"
+
+#include <crypt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include "extern.h"
+
+/* 32 KiB: one per process, never on the stack. */
+static struct crypt_data cd;
+
+/* A hash of a random password, checked for unknown users so that they
+ * cost the same bcrypt work as a wrong password. */
+static char dummy[CRYPT_OUTPUT_SIZE];
+
+int
+auth_init(void)
+{
+	unsigned char pw[24];
+	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+	char hex[sizeof pw * 2 + 1];
+
+	if (RAND_bytes(pw, sizeof pw) != 1)
+		return -1;
+	for (size_t i = 0; i < sizeof pw; i++)
+		snprintf(hex + 2 * i, 3, "%02x", pw[i]);
+	explicit_bzero(pw, sizeof pw);
+	if (crypt_gensalt_rn("$2b$", (unsigned long)cfg.bcrypt_cost, NULL, 0,
+	    salt, sizeof salt) == NULL)
+		return -1;
+	return auth_hash_with(hex, salt, dummy, sizeof dummy);
+}
+
+/* Hash pw with an explicit setting (salt or full hash); -1 on failure. */
+int
+auth_hash_with(const char *pw, const char *setting, char *out, size_t outsz)
+{
+	const char *h;
+	int rc = -1;
+
+	h = crypt_rn(pw, setting, &cd, sizeof cd);
+	if (h != NULL && h[0] != '*' && strlen(h) < outsz) {
+		memcpy(out, h, strlen(h) + 1);
+		rc = 0;
+	}
+	explicit_bzero(&cd, sizeof cd);
+	return rc;
+}
+
+/* A new $2b$ hash at the configured cost, salted from the OS. */
+int
+auth_hash_password(const char *pw, char *out, size_t outsz)
+{
+	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+
+	if (crypt_gensalt_rn("$2b$", (unsigned long)cfg.bcrypt_cost, NULL, 0,
+	    salt, sizeof salt) == NULL) {
+		log_err("crypt_gensalt_rn failed");
+		return -1;
+	}
+	return auth_hash_with(pw, salt, out, outsz);
+}
+
+/* 1 if pw matches the stored hash (a NULL hash: check the dummy). */
+int
+auth_check_password(const char *pw, const char *stored)
+{
+	char h[CRYPT_OUTPUT_SIZE];
+	size_t n;
+	int ok;
+
+	if (stored == NULL)
+		stored = dummy;
+	if (auth_hash_with(pw, stored, h, sizeof h) == -1)
+		return 0;
+	n = strlen(stored);
+	ok = strlen(h) == n && CRYPTO_memcmp(h, stored, n) == 0;
+	explicit_bzero(h, sizeof h);
+	return ok && stored != dummy;
+}
+
+/*
+ * A new token: 32 random bytes as unpadded base64url (TOKEN_LEN chars,
+ * NUL-terminated in tok) and its SHA-256 in hash (HASH_LEN bytes).
+ */
+int
+auth_token_new(char *tok, unsigned char *hash)
+{
+	static const char b64[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	unsigned char raw[TOKEN_RAW + 1] = {0};	/* +1: a zero pad byte */
+	size_t i, o = 0;
+
+	if (RAND_bytes(raw, TOKEN_RAW) != 1) {
+		log_err("RAND_bytes failed");
+		return -1;
+	}
+	for (i = 0; i < TOKEN_RAW; i += 3) {
+		unsigned v = raw[i] << 16 | raw[i + 1] << 8 |
+		    (i + 2 < TOKEN_RAW ? raw[i + 2] : 0);
+
+		tok[o++] = b64[v >> 18 & 63];
+		tok[o++] = b64[v >> 12 & 63];
+		tok[o++] = b64[v >> 6 & 63];
+		if (i + 2 < TOKEN_RAW)
+			tok[o++] = b64[v & 63];
+	}
+	tok[o] = '\0';
+	explicit_bzero(raw, sizeof raw);
+	auth_token_hash(tok, hash);
+	return o == TOKEN_LEN ? 0 : -1;
+}
+
+void
+auth_token_hash(const char *tok, unsigned char *hash)
+{
+	SHA256((const unsigned char *)tok, TOKEN_LEN, hash);
+}

@@ -1,0 +1,252 @@
+/*
+ * Configuration: built-in defaults, then the config file (`-c` or
+ * KVAPI_CONFIG), then KVAPI_<KEY> environment variables for containers.
+ * The database password may come from the file only when the file is
+ * private to its owner, or from a MySQL option file; never from argv or
+ * the environment.  Any invalid setting is fatal before serving.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "extern.h"
+
+struct config cfg;
+
+enum ktype { K_STR, K_UINT, K_LL, K_SIZE, K_COST, K_LEVEL };
+
+static const struct key {
+	const char *name;
+	enum ktype type;
+	size_t off;
+	long long min, max;
+	int env;		/* may be set from the environment */
+} keys[] = {
+	{"db_host", K_STR, offsetof(struct config, db_host), 0, 0, 1},
+	{"db_port", K_UINT, offsetof(struct config, db_port), 0, 65535, 1},
+	{"db_socket", K_STR, offsetof(struct config, db_socket), 0, 0, 1},
+	{"db_name", K_STR, offsetof(struct config, db_name), 0, 0, 1},
+	{"db_user", K_STR, offsetof(struct config, db_user), 0, 0, 1},
+	{"db_password", K_STR, offsetof(struct config, db_password), 0, 0, 0},
+	{"db_option_file", K_STR, offsetof(struct config, db_option_file), 0, 0, 1},
+	{"db_option_group", K_STR, offsetof(struct config, db_option_group), 0, 0, 1},
+	{"db_connect_timeout", K_UINT, offsetof(struct config, db_connect_timeout), 1, 3600, 1},
+	{"db_read_timeout", K_UINT, offsetof(struct config, db_read_timeout), 1, 3600, 1},
+	{"db_write_timeout", K_UINT, offsetof(struct config, db_write_timeout), 1, 3600, 1},
+	{"token_lifetime", K_LL, offsetof(struct config, token_lifetime), 1, 315360000, 1},
+	{"bcrypt_cost", K_COST, offsetof(struct config, bcrypt_cost), 4, 31, 1},
+	{"value_max", K_SIZE, offsetof(struct config, value_max), 16, 64LL << 20, 1},
+	{"body_max", K_SIZE, offsetof(struct config, body_max), 1024, 80LL << 20, 1},
+	{"cors_origins", K_STR, offsetof(struct config, cors_origins), 0, 0, 1},
+	{"log_level", K_LEVEL, offsetof(struct config, log_level), 0, 0, 1},
+};
+
+static void
+set_defaults(void)
+{
+	cfg.db_host = NULL;	/* NULL host + NULL socket: the client default */
+	cfg.db_port = 0;
+	cfg.db_name = strdup("kvapi");
+	cfg.db_user = strdup("kvapi");
+	cfg.db_connect_timeout = 3;
+	cfg.db_read_timeout = 10;
+	cfg.db_write_timeout = 10;
+	cfg.token_lifetime = 3600;
+	cfg.bcrypt_cost = 12;
+	cfg.value_max = 1048576;
+	cfg.body_max = 1048576 + 65536;
+	cfg.cors_origins = strdup("*");
+	cfg.log_level = LOG_INFO_;
+}
+
+static char *
+trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+/* Store one value; on error say why, naming where it came from. */
+static int
+set_key(const struct key *k, const char *val, const char *where)
+{
+	char *p = (char *)&cfg + k->off, *end;
+	long long n;
+
+	switch (k->type) {
+	case K_STR:
+		free(*(char **)p);
+		*(char **)p = *val ? strdup(val) : NULL;
+		return 0;
+	case K_LEVEL:
+		if ((*(int *)p = log_level_parse(val)) < 0)
+			goto bad;
+		return 0;
+	default:
+		break;
+	}
+	errno = 0;
+	n = strtoll(val, &end, 10);
+	if (errno || end == val || *end != '\0' || n < k->min || n > k->max)
+		goto bad;
+	switch (k->type) {
+	case K_UINT: *(unsigned int *)p = (unsigned int)n; break;
+	case K_LL: *(long long *)p = n; break;
+	case K_SIZE: *(size_t *)p = (size_t)n; break;
+	case K_COST: *(int *)p = (int)n; break;
+	default: break;
+	}
+	return 0;
+bad:
+	fprintf(stderr, "kvapi: %s: invalid value for %s", where, k->name);
+	if (k->type != K_STR && k->type != K_LEVEL)
+		fprintf(stderr, " (an integer from %lld to %lld)", k->min,
+		    k->max);
+	else if (k->type == K_LEVEL)
+		fprintf(stderr, " (error, warn, info or debug)");
+	fprintf(stderr, "\n");
+	return -1;
+}
+
+static const struct key *
+find_key(const char *name)
+{
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+		if (strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+static int
+load_file(const char *path)
+{
+	char line[4096], where[PATH_MAX + 32], *p, *eq, *name;
+	const struct key *k;
+	struct stat st;
+	int lineno = 0, rc = -1;
+	FILE *f;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		fprintf(stderr, "kvapi: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fileno(f), &st) == -1) {
+		fprintf(stderr, "kvapi: %s: %s\n", path, strerror(errno));
+		goto out;
+	}
+	while (fgets(line, sizeof line, f) != NULL) {
+		lineno++;
+		snprintf(where, sizeof where, "%s:%d", path, lineno);
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			fprintf(stderr, "kvapi: %s: line too long\n", where);
+			goto out;
+		}
+		p = trim(line);
+		if (*p == '\0' || *p == '#')
+			continue;
+		if ((eq = strchr(p, '=')) == NULL) {
+			fprintf(stderr, "kvapi: %s: expected key = value\n",
+			    where);
+			goto out;
+		}
+		*eq = '\0';
+		name = trim(p);
+		if ((k = find_key(name)) == NULL) {
+			fprintf(stderr, "kvapi: %s: unknown setting '%s'\n",
+			    where, name);
+			goto out;
+		}
+		if (strcmp(name, "db_password") == 0 &&
+		    (st.st_mode & (S_IRWXG | S_IRWXO))) {
+			fprintf(stderr, "kvapi: %s: db_password is set but the "
+			    "file is readable by group or others (chmod 600 "
+			    "it, or use db_option_file)\n", where);
+			goto out;
+		}
+		if (set_key(k, trim(eq + 1), where) == -1)
+			goto out;
+	}
+	if (ferror(f)) {
+		fprintf(stderr, "kvapi: %s: read error\n", path);
+		goto out;
+	}
+	rc = 0;
+out:
+	explicit_bzero(line, sizeof line);
+	fclose(f);
+	return rc;
+}
+
+static int
+load_env(void)
+{
+	char name[64], where[80];
+	const char *val;
+
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		size_t j;
+
+		memcpy(name, "KVAPI_", 6);
+		for (j = 0; keys[i].name[j] != '\0' && 7 + j < sizeof name; j++)
+			name[6 + j] = (char)toupper((unsigned char)keys[i].name[j]);
+		name[6 + j] = '\0';
+		if ((val = getenv(name)) == NULL)
+			continue;
+		if (!keys[i].env) {
+			fprintf(stderr, "kvapi: %s is not read from the "
+			    "environment; put it in the config file or a "
+			    "MySQL option file\n", name);
+			return -1;
+		}
+		snprintf(where, sizeof where, "environment %s", name);
+		if (set_key(&keys[i], val, where) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+int
+config_load(const char *path)
+{
+	set_defaults();
+	if (path != NULL && load_file(path) == -1)
+		return -1;
+	if (load_env() == -1)
+		return -1;
+	if (cfg.body_max < cfg.value_max) {
+		fprintf(stderr, "kvapi: body_max (%zu) must be at least "
+		    "value_max (%zu)\n", cfg.body_max, cfg.value_max);
+		return -1;
+	}
+	if (cfg.cors_origins != NULL && strcmp(cfg.cors_origins, "*") == 0) {
+		free(cfg.cors_origins);
+		cfg.cors_origins = NULL;
+	}
+	return 0;
+}
+
+void
+config_free(void)
+{
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		char **p = (char **)((char *)&cfg + keys[i].off);
+
+		if (keys[i].type != K_STR || *p == NULL)
+			continue;
+		explicit_bzero(*p, strlen(*p));
+		free(*p);
+		*p = NULL;
+	}
+}

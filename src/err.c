@@ -1,0 +1,94 @@
+/*
+ * The error table: every error the API can answer, with its HTTP status,
+ * its code and its message, word for word from the contract (API.md).
+ * Nothing else in the program spells a status or an error message.
+ */
+#include "config.h"
+
+#include "extern.h"
+
+static const struct err_info errs[ERR__MAX] = {
+	[ERR_OK] = {200, "OK", ""},
+	[ERR_INVALID_REQUEST] = {400, "INVALID_REQUEST",
+	    "Invalid request. Please provide all required fields: username, "
+	    "email, password, full_name."},
+	[ERR_INVALID_PASSWORD] = {400, "INVALID_PASSWORD",
+	    "The provided password does not meet the requirements. Password "
+	    "must be 8 to 72 bytes long."},
+	[ERR_INVALID_AGE] = {400, "INVALID_AGE",
+	    "Invalid age value. Age must be a positive integer."},
+	[ERR_INVALID_GENDER] = {400, "INVALID_GENDER",
+	    "Invalid gender value. Gender must be a non-empty string of at "
+	    "most 32 characters."},
+	[ERR_USERNAME_EXISTS] = {409, "USERNAME_EXISTS",
+	    "The provided username is already taken. Please choose a "
+	    "different username."},
+	[ERR_EMAIL_EXISTS] = {409, "EMAIL_EXISTS",
+	    "The provided email is already registered. Please use a "
+	    "different email address."},
+	[ERR_MISSING_FIELDS] = {400, "MISSING_FIELDS",
+	    "Missing fields. Please provide both username and password."},
+	[ERR_INVALID_CREDENTIALS] = {401, "INVALID_CREDENTIALS",
+	    "Invalid credentials. The provided username or password is "
+	    "incorrect."},
+	[ERR_INVALID_TOKEN] = {401, "INVALID_TOKEN",
+	    "Invalid access token provided."},
+	[ERR_INVALID_KEY] = {400, "INVALID_KEY",
+	    "The provided key is not valid or missing."},
+	[ERR_INVALID_VALUE] = {400, "INVALID_VALUE",
+	    "The provided value is not valid or missing."},
+	[ERR_KEY_EXISTS] = {409, "KEY_EXISTS",
+	    "The provided key already exists in the database. To update an "
+	    "existing key, use the update API."},
+	[ERR_KEY_NOT_FOUND] = {404, "KEY_NOT_FOUND",
+	    "The provided key does not exist in the database."},
+	[ERR_INVALID_JSON] = {400, "INVALID_JSON",
+	    "The request body is not valid JSON."},
+	[ERR_UNSUPPORTED_MEDIA_TYPE] = {415, "UNSUPPORTED_MEDIA_TYPE",
+	    "Content-Type must be application/json."},
+	[ERR_PAYLOAD_TOO_LARGE] = {413, "PAYLOAD_TOO_LARGE",
+	    "The request body is too large."},
+	[ERR_BAD_REQUEST] = {400, "BAD_REQUEST",
+	    "The request could not be parsed."},
+	[ERR_NOT_FOUND] = {404, "NOT_FOUND",
+	    "The requested resource does not exist."},
+	[ERR_METHOD_NOT_ALLOWED] = {405, "METHOD_NOT_ALLOWED",
+	    "The method is not allowed for this resource."},
+	[ERR_TOO_MANY_REQUESTS] = {429, "TOO_MANY_REQUESTS",
+	    "Too many requests. Please try again later."},
+	[ERR_SERVICE_UNAVAILABLE] = {503, "SERVICE_UNAVAILABLE",
+	    "The service is temporarily unavailable. Please try again later."},
+	[ERR_INTERNAL] = {500, "INTERNAL_SERVER_ERROR",
+	    "An internal server error occurred. Please try again later."},
+};
+
+const struct err_info *
+err_info(enum err e)
+{
+	if ((unsigned)e >= ERR__MAX)
+		e = ERR_INTERNAL;
+	return &errs[e];
+}
+
+/* The reason phrase for the CGI Status line. */
+const char *
+http_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 412: return "Precondition Failed";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 429: return "Too Many Requests";
+	case 503: return "Service Unavailable";
+	default: return "Internal Server Error";
+	}
+}

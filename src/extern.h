@@ -1,0 +1,192 @@
+/*
+ * kvapi: every declaration shared between source files.  Anything not
+ * listed here is static to its file.
+ */
+#ifndef KVAPI_EXTERN_H
+#define KVAPI_EXTERN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct cJSON;
+
+#define KVAPI_VERSION PACKAGE_VERSION
+
+#define KEY_MAX 255		/* bytes of UTF-8 in a key */
+#define TOKEN_LEN 43		/* base64url of 32 random bytes, no padding */
+#define TOKEN_RAW 32
+#define HASH_LEN 32		/* SHA-256 */
+#define ETAG_MAX 32
+
+/*
+ * The error table (err.c).  Handlers return one of these; only the
+ * router turns it into a response.
+ */
+enum err {
+	ERR_OK = 0,
+	ERR_INVALID_REQUEST,
+	ERR_INVALID_PASSWORD,
+	ERR_INVALID_AGE,
+	ERR_INVALID_GENDER,
+	ERR_USERNAME_EXISTS,
+	ERR_EMAIL_EXISTS,
+	ERR_MISSING_FIELDS,
+	ERR_INVALID_CREDENTIALS,
+	ERR_INVALID_TOKEN,
+	ERR_INVALID_KEY,
+	ERR_INVALID_VALUE,
+	ERR_KEY_EXISTS,
+	ERR_KEY_NOT_FOUND,
+	ERR_INVALID_JSON,
+	ERR_UNSUPPORTED_MEDIA_TYPE,
+	ERR_PAYLOAD_TOO_LARGE,
+	ERR_BAD_REQUEST,
+	ERR_NOT_FOUND,
+	ERR_METHOD_NOT_ALLOWED,
+	ERR_TOO_MANY_REQUESTS,
+	ERR_SERVICE_UNAVAILABLE,
+	ERR_INTERNAL,
+	ERR__MAX
+};
+
+struct err_info {
+	int status;
+	const char *code;
+	const char *message;
+};
+
+const struct err_info *err_info(enum err);
+const char *http_reason(int status);
+
+/* Configuration (config.c): defaults, then the file, then KVAPI_* env. */
+struct config {
+	char *db_host;
+	char *db_socket;
+	char *db_name;
+	char *db_user;
+	char *db_password;
+	char *db_option_file;
+	char *db_option_group;
+	unsigned int db_port;
+	unsigned int db_connect_timeout;
+	unsigned int db_read_timeout;
+	unsigned int db_write_timeout;
+	long long token_lifetime;
+	int bcrypt_cost;
+	size_t value_max;
+	size_t body_max;
+	char *cors_origins; /* NULL or "*" means any origin */
+	int log_level;
+};
+
+extern struct config cfg;
+
+int config_load(const char *path);
+void config_free(void);
+
+/* Logging (log.c) to stderr, which spawn-fcgi leaves to the log file. */
+enum { LOG_ERR_ = 0, LOG_WARN_, LOG_INFO_, LOG_DEBUG_ };
+extern const char *log_request_id;
+int log_level_parse(const char *);
+void log_err(const char *, ...) __attribute__((format(printf, 1, 2)));
+void log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
+void log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * One request and its answer.  request.c fills the first half from the
+ * FastCGI parameters; the router and a handler fill the second half.
+ */
+struct req {
+	/* input */
+	const char *method;
+	const char *path;	/* PATH_INFO: decoded by nginx, for routing */
+	const char *uri;	/* REQUEST_URI: raw, for the key bytes */
+	const char *query;	/* QUERY_STRING */
+	const char *ctype;
+	const char *authz;
+	const char *origin;
+	const char *acrh;	/* Access-Control-Request-Headers */
+	const char *content_length;
+	char *body;		/* NUL-terminated, bodylen bytes */
+	size_t bodylen;
+	struct cJSON *json;	/* the parsed body, when the route takes one */
+	char key[KEY_MAX + 1];	/* decoded key from the URL, NUL-terminated */
+	size_t keylen;
+	uint64_t user_id;	/* set by auth */
+
+	/* output */
+	int status;
+	const char *message;
+	struct cJSON *data;
+	char location[16 + 3 * KEY_MAX + 1];
+	const char *allow;
+	const char *www_auth;
+	int no_store;
+};
+
+/* request.c */
+int req_pct_decode(const char *, size_t, char *, size_t, size_t *);
+size_t req_pct_encode(const char *, size_t, char *, size_t);
+int req_bearer(const char *, char *);
+int req_json_ctype(const char *);
+int req_key_valid(const char *, size_t);
+int req_text_valid(const char *, size_t, size_t, size_t);
+int utf8_valid(const char *, size_t, size_t *);
+
+/* json.c: a strict check beside cJSON, and typed field access. */
+enum json_field {
+	JF_ABSENT = 0,	/* missing, or null */
+	JF_OK,
+	JF_WRONG,	/* present with the wrong type or an invalid value */
+};
+enum err json_parse_body(const char *, size_t, struct cJSON **);
+enum json_field json_string(const struct cJSON *, const char *, const char **, size_t *);
+int json_has_nul(const struct cJSON *);
+enum err json_value_print(const struct cJSON *, char **, size_t *);
+
+/* auth.c */
+int auth_init(void);
+int auth_hash_with(const char *, const char *, char *, size_t);
+int auth_hash_password(const char *, char *, size_t);
+int auth_check_password(const char *, const char *);
+int auth_token_new(char *, unsigned char *);
+void auth_token_hash(const char *, unsigned char *);
+
+/* db.c */
+enum dbr {
+	DBR_OK = 0,
+	DBR_NONE,	/* no row / no row changed */
+	DBR_DUP,	/* unique constraint */
+	DBR_DOWN,	/* cannot reach the database */
+	DBR_ERR,	/* anything else: logged */
+};
+int db_init(void);
+void db_close(void);
+enum dbr db_ping(void);
+enum dbr db_user_insert(const char *, const char *, const char *, const char *,
+    const char *, int, const char *, uint64_t *);
+enum dbr db_user_exists(const char *);
+enum dbr db_user_lookup(const char *, uint64_t *, char *, size_t);
+enum dbr db_token_insert(const unsigned char *, uint64_t, long long);
+enum dbr db_token_user(const unsigned char *, uint64_t *);
+enum dbr db_data_insert(uint64_t, const char *, size_t, const char *, size_t);
+enum dbr db_data_get(uint64_t, const char *, size_t, char **, size_t *,
+    uint64_t *);
+enum dbr db_data_update(uint64_t, const char *, size_t, const char *, size_t);
+enum dbr db_data_delete(uint64_t, const char *, size_t);
+
+/* handlers: h_user.c, h_token.c, h_data.c */
+enum err h_register(struct req *);
+enum err h_token(struct req *);
+enum err h_data_post(struct req *);
+enum err h_data_get(struct req *);
+enum err h_data_put(struct req *);
+enum err h_data_delete(struct req *);
+
+/* router.c */
+struct FCGX_Request;
+void router_handle(struct FCGX_Request *);
+enum err router_auth(struct req *);
+
+#endif

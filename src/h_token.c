@@ -1,0 +1,64 @@
+/*
+ * POST /api/token: check a username and password, mint an access token.
+ * Unknown users, over-long passwords and wrong passwords all cost one
+ * bcrypt at the configured cost, so timing tells nothing.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include <crypt.h>
+#include <cjson/cJSON.h>
+
+#include "extern.h"
+
+enum err
+h_token(struct req *r)
+{
+	const cJSON *pw;
+	const char *user;
+	char hash[CRYPT_OUTPUT_SIZE], tok[TOKEN_LEN + 1];
+	unsigned char th[HASH_LEN];
+	uint64_t uid;
+	size_t len;
+	enum dbr d;
+	int ok;
+
+	pw = cJSON_GetObjectItemCaseSensitive(r->json, "password");
+	if (json_string(r->json, "username", &user, &len) != JF_OK ||
+	    len == 0 || !cJSON_IsString(pw) || pw->valuestring[0] == '\0')
+		return ERR_MISSING_FIELDS;
+
+	d = strlen(user) > 64 ? DBR_NONE :
+	    db_user_lookup(user, &uid, hash, sizeof hash);
+	if (d == DBR_DOWN)
+		return ERR_SERVICE_UNAVAILABLE;
+	if (d != DBR_OK && d != DBR_NONE)
+		return ERR_INTERNAL;
+	/* A password bcrypt would truncate, or one holding a NUL, never
+	 * matches: registration refuses both. */
+	if (strlen(pw->valuestring) > 72 || json_has_nul(pw))
+		d = DBR_NONE;
+	ok = auth_check_password(pw->valuestring, d == DBR_OK ? hash : NULL);
+	explicit_bzero(hash, sizeof hash);
+	if (!ok)
+		return ERR_INVALID_CREDENTIALS;
+
+	if (auth_token_new(tok, th) == -1)
+		return ERR_INTERNAL;
+	switch (db_token_insert(th, uid, cfg.token_lifetime)) {
+	case DBR_OK: break;
+	case DBR_DOWN: return ERR_SERVICE_UNAVAILABLE;
+	default: return ERR_INTERNAL;
+	}
+	if ((r->data = cJSON_CreateObject()) == NULL)
+		return ERR_INTERNAL;
+	cJSON_AddStringToObject(r->data, "access_token", tok);
+	explicit_bzero(tok, sizeof tok);
+	cJSON_AddStringToObject(r->data, "token_type", "Bearer");
+	cJSON_AddNumberToObject(r->data, "expires_in",
+	    (double)cfg.token_lifetime);
+	r->status = 200;
+	r->message = "Access token generated successfully.";
+	return ERR_OK;
+}

@@ -1,0 +1,119 @@
+/*
+ * kvapi: a FastCGI worker for the key-value API.  spawn-fcgi hands it the
+ * listening socket on fd 0 and multiwatch keeps N of them running; each
+ * loops on FCGX_Accept_r and serves one request at a time.  SIGTERM (or
+ * SIGINT) lets the request in hand finish, then the loop ends.  A worker
+ * never exits because the database is down: it answers 503 and
+ * reconnects by itself.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <fcgiapp.h>
+
+#include "extern.h"
+
+static volatile sig_atomic_t stopping;
+
+static void
+on_term(int sig)
+{
+	(void)sig;
+	stopping = 1;
+	/* Makes a blocked accept() return instead of being restarted. */
+	FCGX_ShutdownPending();
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: kvapi [-c config] | --help | --version\n"
+	    "\n"
+	    "A FastCGI worker for the kvapi key-value API.  It accepts on fd 0,\n"
+	    "where spawn-fcgi puts the listening socket:\n"
+	    "\n"
+	    "  spawn-fcgi -n -s /run/kvapi.sock -- multiwatch -f 4 -- kvapi -c FILE\n"
+	    "\n"
+	    "  -c FILE    config file (default: $KVAPI_CONFIG, else %s)\n"
+	    "  --help     this text\n"
+	    "  --version  print the version\n"
+	    "\n"
+	    "Settings are key = value lines; KVAPI_<KEY> environment variables\n"
+	    "override them (except db_password).  See kvapi.conf.sample.\n",
+	    SYSCONFDIR "/kvapi/kvapi.conf");
+}
+
+int
+main(int argc, char *argv[])
+{
+	const char *conf = getenv("KVAPI_CONFIG");
+	struct sigaction sa;
+	FCGX_Request req;
+	int i, served = 0;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "--version") == 0 ||
+		    strcmp(argv[i], "-v") == 0) {
+			printf("kvapi %s\n", KVAPI_VERSION);
+			return 0;
+		}
+		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+			conf = argv[++i];
+			continue;
+		}
+		usage(stderr);
+		return 2;
+	}
+	if (conf == NULL && access(SYSCONFDIR "/kvapi/kvapi.conf", F_OK) == 0)
+		conf = SYSCONFDIR "/kvapi/kvapi.conf";
+	if (config_load(conf) == -1)
+		return 1;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_term;	/* no SA_RESTART: see on_term */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (FCGX_Init() != 0 || FCGX_InitRequest(&req, 0, 0) != 0) {
+		fprintf(stderr, "kvapi: cannot initialise libfcgi\n");
+		return 1;
+	}
+	if (FCGX_IsCGI()) {
+		fprintf(stderr, "kvapi: fd 0 is not a FastCGI socket; run me "
+		    "under spawn-fcgi (see --help)\n");
+		return 1;
+	}
+	if (auth_init() == -1) {
+		fprintf(stderr, "kvapi: cannot initialise bcrypt or the random "
+		    "number generator\n");
+		return 1;
+	}
+	if (db_init() == -1)
+		log_warn("database unreachable at start; will retry per request");
+	log_info("worker ready (kvapi %s)", KVAPI_VERSION);
+
+	while (!stopping && FCGX_Accept_r(&req) >= 0) {
+		router_handle(&req);
+		FCGX_Finish_r(&req);
+		served++;
+	}
+	log_info("worker stopping after %d requests", served);
+	FCGX_Free(&req, 1);
+	db_close();
+	config_free();
+	return 0;
+}

@@ -1,0 +1,227 @@
+/*
+ * Unit tests (TAP) for the parsers that see client bytes first: UTF-8,
+ * percent-decoding, the Authorization header, Content-Type, keys and the
+ * strict JSON body check.  Run by t/01-unit.t under prove.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "../src/extern.h"
+
+static int n, failed;
+
+static void
+ok(int cond, const char *name)
+{
+	printf("%sok %d - %s\n", cond ? "" : "not ", ++n, name);
+	if (!cond)
+		failed++;
+}
+
+static int
+decodes(const char *in, const char *want, size_t wantlen)
+{
+	char out[KEY_MAX + 1];
+	size_t len;
+
+	if (req_pct_decode(in, strlen(in), out, sizeof out, &len) == -1)
+		return want == NULL;
+	return want != NULL && len == wantlen && memcmp(out, want, len) == 0;
+}
+
+static enum err
+body(const char *s)
+{
+	cJSON *j = NULL;
+	enum err e = json_parse_body(s, strlen(s), &j);
+
+	cJSON_Delete(j);
+	return e;
+}
+
+static enum err
+value_of(const char *s, char *out, size_t cap)
+{
+	cJSON *j = NULL;
+	char *v = NULL;
+	size_t len = 0;
+	enum err e = json_parse_body(s, strlen(s), &j);
+
+	if (e == ERR_OK)
+		e = json_value_print(cJSON_GetObjectItemCaseSensitive(j,
+		    "value"), &v, &len);
+	if (e == ERR_OK)
+		snprintf(out, cap, "%s", v);
+	cJSON_free(v);
+	cJSON_Delete(j);
+	return e;
+}
+
+int
+main(void)
+{
+	char tok[TOKEN_LEN + 1], big[300], deep[2100], out[256];
+	unsigned char h1[HASH_LEN], h2[HASH_LEN];
+	const char *s;
+	size_t len;
+	cJSON *j;
+
+	cfg.value_max = 1048576;
+	cfg.log_level = -1;
+
+	/* UTF-8 */
+	ok(utf8_valid("h\xc3\xa9\xe2\x98\x83\xf0\x9f\x98\x80", 10, &len) &&
+	    len == 4, "utf8: valid mixed, 4 code points");
+	ok(!utf8_valid("\xc0\xaf", 2, NULL), "utf8: overlong refused");
+	ok(!utf8_valid("\xed\xa0\x80", 3, NULL), "utf8: surrogate refused");
+	ok(!utf8_valid("\xf4\x90\x80\x80", 4, NULL), "utf8: > U+10FFFF refused");
+	ok(!utf8_valid("\xe2\x98", 2, NULL), "utf8: truncated refused");
+	ok(!utf8_valid("\xff", 1, NULL), "utf8: 0xFF refused");
+
+	/* percent-decoding, exactly once */
+	ok(decodes("a%2Fb%20c", "a/b c", 5), "pct: %2F and %20");
+	ok(decodes("a%252F", "a%2F", 4), "pct: decoded once only");
+	ok(decodes("a+b", "a+b", 3), "pct: + stays +");
+	ok(decodes("%E2%98%83", "\xe2\x98\x83", 3), "pct: UTF-8 bytes");
+	ok(decodes("%00", "\0", 1), "pct: %00 decodes to a NUL byte");
+	ok(decodes("%zz", NULL, 0), "pct: %zz refused");
+	ok(decodes("abc%", NULL, 0), "pct: lone % refused");
+	ok(decodes("abc%4", NULL, 0), "pct: %4 refused");
+	memset(big, 'a', 256);
+	big[256] = '\0';
+	ok(decodes(big, NULL, 0), "pct: 256 bytes refused (buffer)");
+
+	/* keys */
+	ok(req_key_valid("a/b c%\xe2\x98\x83?#", 11), "key: the issue's key");
+	ok(!req_key_valid("", 0), "key: empty refused");
+	ok(req_key_valid(big, 255), "key: 255 bytes ok");
+	ok(!req_key_valid(big, 256), "key: 256 bytes refused");
+	ok(!req_key_valid("a\x01", 2), "key: C0 refused");
+	ok(!req_key_valid("a\x7f", 2), "key: DEL refused");
+	ok(!req_key_valid("a\xc2\x85", 3), "key: C1 (NEL) refused");
+	ok(req_key_valid("a\xc2\xa0", 3), "key: NBSP ok");
+	ok(!req_key_valid("a\xff", 2), "key: invalid UTF-8 refused");
+
+	/* Authorization */
+	s = "Bearer 8YQX-T9-wHG6X59GypQ8zgI2TFtLf0BTKK-xV_-yhdk";
+	ok(req_bearer(s, tok) == 0 && strcmp(tok, s + 7) == 0,
+	    "bearer: ok");
+	ok(req_bearer("bEaReR 8YQX-T9-wHG6X59GypQ8zgI2TFtLf0BTKK-xV_-yhdk",
+	    tok) == 0, "bearer: scheme case-insensitive");
+	ok(req_bearer("Bearer  8YQX-T9-wHG6X59GypQ8zgI2TFtLf0BTKK-xV_-yhdk",
+	    tok) == 0, "bearer: several spaces");
+	ok(req_bearer("Bearer 8YQX-T9-wHG6X59GypQ8zgI2TFtLf0BTKK-xV_-yhdkx",
+	    tok) == -1, "bearer: trailing junk refused");
+	ok(req_bearer("Bearer 8YQX-T9-wHG6X59GypQ8zgI2TFtLf0BTKK-xV_-yhd=",
+	    tok) == -1, "bearer: padding refused");
+	ok(req_bearer("Bearer", tok) == -1, "bearer: no token");
+	ok(req_bearer("Basic dXNlcjpwYXNz", tok) == -1, "bearer: Basic");
+	ok(req_bearer("Bearer8YQX-T9-wHG6X59GypQ8zgI2TFtLf0BTKK-xV_-yhdk",
+	    tok) == -1, "bearer: no space");
+
+	/* Content-Type */
+	ok(req_json_ctype("application/json"), "ctype: plain");
+	ok(req_json_ctype("Application/JSON; charset=UTF-8"), "ctype: case");
+	ok(req_json_ctype("application/json;charset=\"utf-8\""),
+	    "ctype: quoted");
+	ok(req_json_ctype("application/merge-patch+json"), "ctype: +json");
+	ok(!req_json_ctype("application/json; charset=latin1"),
+	    "ctype: other charset refused");
+	ok(!req_json_ctype("text/plain"), "ctype: text/plain refused");
+	ok(!req_json_ctype("application/jsonx"), "ctype: jsonx refused");
+	ok(!req_json_ctype(NULL), "ctype: missing refused");
+	ok(!req_json_ctype("application/x/+json"), "ctype: odd subtype");
+
+	/* JSON bodies */
+	ok(body("{\"a\":1}") == ERR_OK, "json: object");
+	ok(body(" {\"a\":[1,{\"b\":null}]} \n") == ERR_OK, "json: nested");
+	ok(body("[1]") == ERR_INVALID_JSON, "json: array refused");
+	ok(body("\"s\"") == ERR_INVALID_JSON, "json: scalar refused");
+	ok(body("") == ERR_INVALID_JSON, "json: empty refused");
+	ok(body("{\"a\":1} x") == ERR_INVALID_JSON, "json: trailing junk");
+	ok(body("{\"a\":1,}") == ERR_INVALID_JSON, "json: trailing comma");
+	ok(body("{\"a\":1,\"a\":2}") == ERR_INVALID_JSON, "json: duplicate");
+	ok(body("{\"v\":{\"x\":1,\"x\":1}}") == ERR_INVALID_JSON,
+	    "json: nested duplicate");
+	ok(body("{\"a\":\"\xff\"}") == ERR_INVALID_JSON, "json: bad UTF-8");
+	ok(body("{\"a\":\"x\ty\"}") == ERR_INVALID_JSON, "json: raw tab");
+	ok(body("{\"a\":\"\\ud800\"}") == ERR_INVALID_JSON,
+	    "json: lone surrogate");
+	ok(body("{\"a\":\"\\ud83d\\ude00\"}") == ERR_OK, "json: pair");
+	ok(body("{\"a\":01}") == ERR_INVALID_JSON, "json: leading zero");
+	ok(body("{\"a\":1.}") == ERR_INVALID_JSON, "json: 1.");
+	ok(body("{\"a\":tru}") == ERR_INVALID_JSON, "json: tru");
+	ok(body("{'a':1}") == ERR_INVALID_JSON, "json: single quotes");
+	memset(deep, '[', 2000);
+	snprintf(deep, sizeof deep, "{\"a\":");
+	memset(deep + 5, '[', 2000);
+	deep[2005] = '\0';
+	ok(body(deep) == ERR_INVALID_JSON, "json: 2000 levels refused");
+	{
+		char many[4096];
+		size_t o = 0;
+
+		o += (size_t)snprintf(many + o, sizeof many - o, "{");
+		for (int i = 0; i < 100; i++)
+			o += (size_t)snprintf(many + o, sizeof many - o,
+			    "%s\"k%d\":1", i ? "," : "", i % 99);
+		snprintf(many + o, sizeof many - o, "}");
+		ok(body(many) == ERR_INVALID_JSON,
+		    "json: duplicate among 100 members");
+	}
+
+	/* NUL escapes: flagged, never truncated */
+	j = NULL;
+	ok(json_parse_body("{\"key\":\"a\\u0000b\",\"x\":\"ok\"}", 27, &j) ==
+	    ERR_OK, "nul: body parses");
+	ok(json_string(j, "key", &s, &len) == JF_WRONG,
+	    "nul: flagged member is not read");
+	ok(json_string(j, "x", &s, &len) == JF_OK && strcmp(s, "ok") == 0,
+	    "nul: other members read");
+	ok(json_string(j, "KEY", &s, &len) == JF_ABSENT,
+	    "names are case-sensitive");
+	cJSON_Delete(j);
+	ok(value_of("{\"value\":{\"a\":\"\\u0000\"}}", out, sizeof out) ==
+	    ERR_INVALID_VALUE, "nul: inside a value refused");
+	ok(value_of("{\"value\":\"a\\\\u0000\"}", out, sizeof out) == ERR_OK &&
+	    strcmp(out, "\"a\\\\u0000\"") == 0, "nul: escaped backslash ok");
+
+	/* values */
+	ok(value_of("{\"value\": [1, 2.5, true, {\"a\": \"\\u00e9\"}]}", out,
+	    sizeof out) == ERR_OK &&
+	    strcmp(out, "[1,2.5,true,{\"a\":\"\xc3\xa9\"}]") == 0,
+	    "value: printed compact");
+	ok(value_of("{\"value\":12345678901234567890}", out, sizeof out) ==
+	    ERR_OK && strcmp(out, "1.2345678901234567e+19") == 0,
+	    "value: big integer as a double");
+	ok(value_of("{\"value\":1e400}", out, sizeof out) == ERR_INVALID_VALUE,
+	    "value: infinity refused");
+	ok(value_of("{\"value\":null}", out, sizeof out) == ERR_INVALID_VALUE,
+	    "value: null refused");
+	ok(value_of("{\"x\":1}", out, sizeof out) == ERR_INVALID_VALUE,
+	    "value: missing refused");
+	cfg.value_max = 5;
+	ok(value_of("{\"value\":\"abcd\"}", out, sizeof out) ==
+	    ERR_INVALID_VALUE, "value: over value_max refused");
+	ok(value_of("{\"value\":\"abc\"}", out, sizeof out) == ERR_OK,
+	    "value: at value_max ok");
+
+	/* tokens */
+	ok(auth_token_new(tok, h1) == 0 && strlen(tok) == TOKEN_LEN &&
+	    req_bearer("Bearer x", tok) == -1, "token: 43 chars");
+	auth_token_hash(tok, h2);
+	ok(memcmp(h1, h2, HASH_LEN) == 0, "token: stored hash is SHA-256");
+	{
+		char line[64];
+
+		snprintf(line, sizeof line, "Bearer %s", tok);
+		ok(req_bearer(line, out) == 0, "token: passes the header check");
+	}
+
+	printf("1..%d\n", n);
+	return failed != 0;
+}

@@ -96,29 +96,28 @@ auth_check_password(const char *pw, const char *stored)
 int
 auth_token_new(char *tok, unsigned char *hash)
 {
-	static const char b64[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	unsigned char raw[TOKEN_RAW + 1] = {0};	/* +1: a zero pad byte */
-	size_t i, o = 0;
+	unsigned char raw[TOKEN_RAW];
+	size_t n;
 
 	if (RAND_bytes(raw, TOKEN_RAW) != 1) {
 		log_err("RAND_bytes failed");
 		return -1;
 	}
-	for (i = 0; i < TOKEN_RAW; i += 3) {
-		unsigned v = raw[i] << 16 | raw[i + 1] << 8 |
-		    (i + 2 < TOKEN_RAW ? raw[i + 2] : 0);
-
-		tok[o++] = b64[v >> 18 & 63];
-		tok[o++] = b64[v >> 12 & 63];
-		tok[o++] = b64[v >> 6 & 63];
-		if (i + 2 < TOKEN_RAW)
-			tok[o++] = b64[v & 63];
-	}
-	tok[o] = '\0';
+	n = b64url_encode(raw, TOKEN_RAW, tok, TOKEN_LEN + 1);
 	explicit_bzero(raw, sizeof raw);
 	auth_token_hash(tok, hash);
-	return o == TOKEN_LEN ? 0 : -1;
+	return n == TOKEN_LEN ? 0 : -1;
+}
+
+/* A row version: random, so a re-created key never repeats an ETag. */
+uint64_t
+auth_rand64(void)
+{
+	uint64_t v = 0;
+
+	if (RAND_bytes((unsigned char *)&v, sizeof v) != 1)
+		log_err("RAND_bytes failed");
+	return v >> 1;	/* fits a signed BIGINT too */
 }
 
 void

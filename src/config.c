@@ -40,6 +40,7 @@ static const struct key {
 	{"db_read_timeout", K_UINT, offsetof(struct config, db_read_timeout), 1, 3600, 1},
 	{"db_write_timeout", K_UINT, offsetof(struct config, db_write_timeout), 1, 3600, 1},
 	{"token_lifetime", K_LL, offsetof(struct config, token_lifetime), 1, 315360000, 1},
+	{"token_purge_interval", K_LL, offsetof(struct config, token_purge_interval), 0, 86400, 1},
 	{"bcrypt_cost", K_COST, offsetof(struct config, bcrypt_cost), 4, 31, 1},
 	{"value_max", K_SIZE, offsetof(struct config, value_max), 16, 64LL << 20, 1},
 	{"body_max", K_SIZE, offsetof(struct config, body_max), 1024, 80LL << 20, 1},
@@ -58,6 +59,7 @@ set_defaults(void)
 	cfg.db_read_timeout = 10;
 	cfg.db_write_timeout = 10;
 	cfg.token_lifetime = 3600;
+	cfg.token_purge_interval = 300;
 	cfg.bcrypt_cost = 12;
 	cfg.value_max = 1048576;
 	cfg.body_max = 1048576 + 65536;

@@ -25,10 +25,15 @@ enum stmt {
 	ST_USER_LOOKUP,
 	ST_TOKEN_INSERT,
 	ST_TOKEN_USER,
+	ST_TOKEN_DELETE,
+	ST_TOKEN_PURGE,
 	ST_DATA_INSERT,
 	ST_DATA_GET,
 	ST_DATA_UPDATE,
+	ST_DATA_UPDATE_IF,
 	ST_DATA_DELETE,
+	ST_DATA_DELETE_IF,
+	ST_DATA_LIST,
 	ST__MAX
 };
 
@@ -47,13 +52,26 @@ static const struct {
 	    "UTC_TIMESTAMP(6) + INTERVAL ? SECOND)", 1},
 	[ST_TOKEN_USER] = {"SELECT user_id FROM tokens WHERE token_hash = ? "
 	    "AND expires_at > UTC_TIMESTAMP(6)", 0},
-	[ST_DATA_INSERT] = {"INSERT INTO data (user_id, k, v) "
-	    "VALUES (?, ?, ?)", 1},
+	[ST_TOKEN_DELETE] = {"DELETE FROM tokens WHERE token_hash = ?", 1},
+	[ST_TOKEN_PURGE] = {"DELETE FROM tokens "
+	    "WHERE expires_at < UTC_TIMESTAMP(6) LIMIT 1000", 1},
+	[ST_DATA_INSERT] = {"INSERT INTO data (user_id, k, v, version) "
+	    "VALUES (?, ?, ?, ?)", 1},
 	[ST_DATA_GET] = {"SELECT v, version FROM data "
 	    "WHERE user_id = ? AND k = ?", 0},
-	[ST_DATA_UPDATE] = {"UPDATE data SET v = ?, version = version + 1, "
+	[ST_DATA_UPDATE] = {"UPDATE data SET v = ?, version = ?, "
 	    "updated_at = UTC_TIMESTAMP(6) WHERE user_id = ? AND k = ?", 1},
+	/* If-Match: the check and the write are one statement. */
+	[ST_DATA_UPDATE_IF] = {"UPDATE data SET v = ?, version = ?, "
+	    "updated_at = UTC_TIMESTAMP(6) "
+	    "WHERE user_id = ? AND k = ? AND version = ?", 1},
 	[ST_DATA_DELETE] = {"DELETE FROM data WHERE user_id = ? AND k = ?", 1},
+	[ST_DATA_DELETE_IF] = {"DELETE FROM data "
+	    "WHERE user_id = ? AND k = ? AND version = ?", 1},
+	/* Keyset pagination in byte order; the prefix is a LIKE pattern
+	 * with %, _ and \\ escaped, so it matches literally. */
+	[ST_DATA_LIST] = {"SELECT k, v FROM data WHERE user_id = ? AND k > ? "
+	    "AND k LIKE ? ORDER BY k LIMIT ?", 0},
 };
 
 static MYSQL *conn;
@@ -189,30 +207,65 @@ struct col {
 	my_bool null;
 };
 
+#define MAXCOL 4
+
+/* Map an error on statement st; may close the connection. */
+static enum dbr
+fail(enum stmt st, MYSQL_STMT *s)
+{
+	unsigned int e = mysql_stmt_errno(s);
+
+	if (e == ER_DUP_ENTRY)
+		return DBR_DUP;
+	if (lost(e)) {
+		log_err("statement %d: database connection lost: %s", st,
+		    mysql_stmt_error(s));
+		db_close();
+		last_failed = 0;	/* reconnect at once */
+		return DBR_DOWN;
+	}
+	log_err("statement %d: %u %s", st, e, mysql_stmt_error(s));
+	mysql_stmt_free_result(s);
+	mysql_stmt_reset(s);
+	return DBR_ERR;
+}
+
 /*
- * Run one statement.  Results, if any, are from the first row; *rows is
- * the number of rows found (SELECT) or changed (other statements).
+ * Execute statement st.  Deadlocks are retried (autocommit: the whole
+ * statement was rolled back); a read that found the connection dead is
+ * retried once on a new one.
  */
 static enum dbr
-run(enum stmt st, MYSQL_BIND *par, struct col *cols, int ncol,
-    unsigned long long *rows)
+exec(enum stmt st, MYSQL_BIND *par)
 {
-	MYSQL_BIND res[4];
 	MYSQL_STMT *s;
-	int tries = 0, rc;
 	unsigned int e;
+	enum dbr r;
 
-again:
-	if (ready() == -1)
-		return DBR_DOWN;
-	s = stmts[st];
-	if (mysql_stmt_bind_param(s, par) != 0 || mysql_stmt_execute(s) != 0)
-		goto error;
-	if (ncol == 0) {
-		*rows = mysql_stmt_affected_rows(s);
-		return DBR_OK;
+	for (int tries = 1;; tries++) {
+		if (ready() == -1)
+			return DBR_DOWN;
+		s = stmts[st];
+		if (mysql_stmt_bind_param(s, par) == 0 &&
+		    mysql_stmt_execute(s) == 0)
+			return DBR_OK;
+		e = mysql_stmt_errno(s);
+		if ((e == ER_LOCK_DEADLOCK || e == ER_LOCK_WAIT_TIMEOUT) &&
+		    tries < RETRY_DEADLOCK) {
+			log_warn("statement %d: %s; retrying", st,
+			    mysql_stmt_error(s));
+			continue;
+		}
+		r = fail(st, s);
+		if (r != DBR_DOWN || sqls[st].write || tries > 1)
+			return r;
 	}
-	memset(res, 0, sizeof res);
+}
+
+static int
+bind_cols(MYSQL_STMT *s, MYSQL_BIND *res, struct col *cols, int ncol)
+{
+	memset(res, 0, sizeof *res * MAXCOL);
 	for (int i = 0; i < ncol; i++) {
 		res[i].length = &cols[i].len;
 		res[i].is_null = &cols[i].null;
@@ -226,13 +279,24 @@ again:
 			res[i].buffer_length = cols[i].buf ? cols[i].cap : 0;
 		}
 	}
-	if (mysql_stmt_bind_result(s, res) != 0)
-		goto error;
-	rc = mysql_stmt_fetch(s);
+	return mysql_stmt_bind_result(s, res);
+}
+
+/*
+ * Fetch the next row into cols: 1, or 0 at the end, or -1 on error
+ * (logged; C_ALLOC outputs of this row are then freed).
+ */
+static int
+fetch(enum stmt st, MYSQL_STMT *s, MYSQL_BIND *res, struct col *cols,
+    int ncol)
+{
+	int rc = mysql_stmt_fetch(s), i;
+
+	if (rc == MYSQL_NO_DATA)
+		return 0;
 	if (rc == 1)
-		goto error;
-	*rows = rc == MYSQL_NO_DATA ? 0 : 1;
-	for (int i = 0; i < ncol && *rows; i++) {
+		return -1;
+	for (i = 0; i < ncol; i++) {
 		struct col *c = &cols[i];
 
 		if (c->type == C_U64)
@@ -241,53 +305,63 @@ again:
 			if (c->null || c->len >= c->cap) {
 				log_err("statement %d: column %d too long",
 				    st, i);
-				mysql_stmt_free_result(s);
-				return DBR_ERR;
+				goto bad;
 			}
 			((char *)c->buf)[c->len] = '\0';
 			continue;
 		}
-		/* C_ALLOC: fetch the real length now. */
-		if ((*c->out = malloc(c->len + 1)) == NULL) {
-			mysql_stmt_free_result(s);
-			return DBR_ERR;
-		}
+		/* C_ALLOC: fetch at the real length now. */
+		if ((*c->out = malloc(c->len + 1)) == NULL)
+			goto bad;
 		res[i].buffer = *c->out;
 		res[i].buffer_length = c->len + 1;
 		if (c->len > 0 && mysql_stmt_fetch_column(s, &res[i],
 		    (unsigned)i, 0) != 0) {
 			free(*c->out);
 			*c->out = NULL;
-			goto error;
+			goto bad;
 		}
 		(*c->out)[c->len] = '\0';
 		*c->outlen = c->len;
+		res[i].buffer = NULL;
+		res[i].buffer_length = 0;
 	}
+	return 1;
+bad:
+	while (i-- > 0)
+		if (cols[i].type == C_ALLOC) {
+			free(*cols[i].out);
+			*cols[i].out = NULL;
+		}
+	return -1;
+}
+
+/*
+ * Run one statement.  Results, if any, are from the first row; *rows is
+ * the number of rows found (SELECT) or changed (other statements).
+ */
+static enum dbr
+run(enum stmt st, MYSQL_BIND *par, struct col *cols, int ncol,
+    unsigned long long *rows)
+{
+	MYSQL_BIND res[MAXCOL];
+	MYSQL_STMT *s;
+	enum dbr r;
+	int rc;
+
+	if ((r = exec(st, par)) != DBR_OK)
+		return r;
+	s = stmts[st];
+	if (ncol == 0) {
+		*rows = mysql_stmt_affected_rows(s);
+		return DBR_OK;
+	}
+	if (bind_cols(s, res, cols, ncol) != 0 ||
+	    (rc = fetch(st, s, res, cols, ncol)) == -1)
+		return fail(st, s);
+	*rows = (unsigned long long)rc;
 	mysql_stmt_free_result(s);
 	return DBR_OK;
-
-error:
-	e = mysql_stmt_errno(s);
-	if (e == ER_DUP_ENTRY)
-		return DBR_DUP;
-	if ((e == ER_LOCK_DEADLOCK || e == ER_LOCK_WAIT_TIMEOUT) &&
-	    ++tries < RETRY_DEADLOCK) {
-		log_warn("statement %d: %s; retrying", st, mysql_stmt_error(s));
-		goto again;
-	}
-	if (lost(e)) {
-		log_err("statement %d: database connection lost: %s", st,
-		    mysql_stmt_error(s));
-		db_close();
-		last_failed = 0;	/* reconnect at once */
-		if (!sqls[st].write && ++tries < 2)
-			goto again;
-		return DBR_DOWN;
-	}
-	log_err("statement %d: %u %s", st, e, mysql_stmt_error(s));
-	mysql_stmt_free_result(s);
-	mysql_stmt_reset(s);
-	return DBR_ERR;
 }
 
 static void
@@ -414,15 +488,33 @@ db_token_user(const unsigned char *hash, uint64_t *user)
 }
 
 enum dbr
-db_data_insert(uint64_t user, const char *k, size_t klen, const char *v,
-    size_t vlen)
+db_token_delete(const unsigned char *hash)
 {
-	MYSQL_BIND p[3];
+	MYSQL_BIND p[1];
+	unsigned long long rows;
+
+	bind_blob(&p[0], hash, HASH_LEN);
+	return run(ST_TOKEN_DELETE, p, NULL, 0, &rows);
+}
+
+/* Delete up to 1000 expired tokens; *n says how many went. */
+enum dbr
+db_token_purge(unsigned long long *n)
+{
+	return run(ST_TOKEN_PURGE, NULL, NULL, 0, n);
+}
+
+enum dbr
+db_data_insert(uint64_t user, const char *k, size_t klen, const char *v,
+    size_t vlen, uint64_t version)
+{
+	MYSQL_BIND p[4];
 	unsigned long long rows;
 
 	bind_u64(&p[0], &user);
 	bind_blob(&p[1], (const unsigned char *)k, klen);
 	bind_str(&p[2], v, vlen);
+	bind_u64(&p[3], &version);
 	return run(ST_DATA_INSERT, p, NULL, 0, &rows);
 }
 
@@ -447,32 +539,89 @@ db_data_get(uint64_t user, const char *k, size_t klen, char **v,
 	return rows ? DBR_OK : DBR_NONE;
 }
 
+/*
+ * Replace a value, giving the row version `version`.  With `if_version`,
+ * only when the row still has that version (DBR_NONE otherwise).
+ */
 enum dbr
 db_data_update(uint64_t user, const char *k, size_t klen, const char *v,
-    size_t vlen)
+    size_t vlen, uint64_t version, const uint64_t *if_version)
 {
-	MYSQL_BIND p[3];
+	MYSQL_BIND p[5];
 	unsigned long long rows;
 	enum dbr r;
 
 	bind_str(&p[0], v, vlen);
-	bind_u64(&p[1], &user);
-	bind_blob(&p[2], (const unsigned char *)k, klen);
-	if ((r = run(ST_DATA_UPDATE, p, NULL, 0, &rows)) != DBR_OK)
+	bind_u64(&p[1], &version);
+	bind_u64(&p[2], &user);
+	bind_blob(&p[3], (const unsigned char *)k, klen);
+	if (if_version != NULL)
+		bind_u64(&p[4], if_version);
+	r = run(if_version ? ST_DATA_UPDATE_IF : ST_DATA_UPDATE, p, NULL, 0,
+	    &rows);
+	if (r != DBR_OK)
 		return r;
 	return rows ? DBR_OK : DBR_NONE;
 }
 
 enum dbr
-db_data_delete(uint64_t user, const char *k, size_t klen)
+db_data_delete(uint64_t user, const char *k, size_t klen,
+    const uint64_t *if_version)
 {
-	MYSQL_BIND p[2];
+	MYSQL_BIND p[3];
 	unsigned long long rows;
 	enum dbr r;
 
 	bind_u64(&p[0], &user);
 	bind_blob(&p[1], (const unsigned char *)k, klen);
-	if ((r = run(ST_DATA_DELETE, p, NULL, 0, &rows)) != DBR_OK)
+	if (if_version != NULL)
+		bind_u64(&p[2], if_version);
+	r = run(if_version ? ST_DATA_DELETE_IF : ST_DATA_DELETE, p, NULL, 0,
+	    &rows);
+	if (r != DBR_OK)
 		return r;
 	return rows ? DBR_OK : DBR_NONE;
+}
+
+/*
+ * Up to `limit` of a user's pairs with keys after `after` (bytes) that
+ * start with the LIKE pattern `like`, in byte order.  fn gets each pair
+ * (the strings are freed after it returns) and returns non-zero to stop.
+ */
+enum dbr
+db_data_list(uint64_t user, const char *after, size_t alen, const char *like,
+    size_t llen, long long limit,
+    int (*fn)(void *, const char *, size_t, const char *, size_t), void *arg)
+{
+	MYSQL_BIND p[4], res[MAXCOL];
+	char *k = NULL, *v = NULL;
+	size_t klen = 0, vlen = 0;
+	struct col c[2] = {
+		{C_ALLOC, NULL, 0, &k, &klen, 0, 0},
+		{C_ALLOC, NULL, 0, &v, &vlen, 0, 0},
+	};
+	MYSQL_STMT *s;
+	enum dbr r;
+	int rc, stop = 0;
+
+	bind_u64(&p[0], &user);
+	bind_blob(&p[1], (const unsigned char *)after, alen);
+	bind_blob(&p[2], (const unsigned char *)like, llen);
+	bind_ll(&p[3], &limit);
+	if ((r = exec(ST_DATA_LIST, p)) != DBR_OK)
+		return r;
+	s = stmts[ST_DATA_LIST];
+	if (bind_cols(s, res, c, 2) != 0)
+		return fail(ST_DATA_LIST, s);
+	while ((rc = fetch(ST_DATA_LIST, s, res, c, 2)) == 1) {
+		if (!stop)
+			stop = fn(arg, k, klen, v, vlen);
+		free(k);
+		free(v);
+		k = v = NULL;
+	}
+	if (rc == -1)
+		return fail(ST_DATA_LIST, s);
+	mysql_stmt_free_result(s);
+	return DBR_OK;
 }

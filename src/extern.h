@@ -44,6 +44,8 @@ enum err {
 	ERR_NOT_FOUND,
 	ERR_METHOD_NOT_ALLOWED,
 	ERR_TOO_MANY_REQUESTS,
+	ERR_PRECONDITION_FAILED,
+	ERR_INVALID_QUERY,
 	ERR_SERVICE_UNAVAILABLE,
 	ERR_INTERNAL,
 	ERR__MAX
@@ -72,6 +74,7 @@ struct config {
 	unsigned int db_read_timeout;
 	unsigned int db_write_timeout;
 	long long token_lifetime;
+	long long token_purge_interval;
 	int bcrypt_cost;
 	size_t value_max;
 	size_t body_max;
@@ -108,6 +111,8 @@ struct req {
 	const char *origin;
 	const char *acrh;	/* Access-Control-Request-Headers */
 	const char *content_length;
+	const char *if_match;
+	const char *if_none_match;
 	char *body;		/* NUL-terminated, bodylen bytes */
 	size_t bodylen;
 	struct cJSON *json;	/* the parsed body, when the route takes one */
@@ -120,6 +125,9 @@ struct req {
 	const char *message;
 	struct cJSON *data;
 	char location[16 + 3 * KEY_MAX + 1];
+	char etag[ETAG_MAX];
+	unsigned char token_hash[HASH_LEN];	/* of the presented token */
+	const void *op_arg;	/* a handler's state for its db callback */
 	const char *allow;
 	const char *www_auth;
 	int no_store;
@@ -131,6 +139,11 @@ size_t req_pct_encode(const char *, size_t, char *, size_t);
 int req_bearer(const char *, char *);
 int req_json_ctype(const char *);
 int req_key_valid(const char *, size_t);
+void req_etag(uint64_t, char *);
+size_t b64url_encode(const unsigned char *, size_t, char *, size_t);
+int b64url_decode(const char *, size_t, unsigned char *, size_t, size_t *);
+int req_etags(const char *, uint64_t *, int, int *);
+int req_query(const char *, const char *, char *, size_t, size_t *);
 int req_text_valid(const char *, size_t, size_t, size_t);
 int utf8_valid(const char *, size_t, size_t *);
 
@@ -152,6 +165,7 @@ int auth_hash_password(const char *, char *, size_t);
 int auth_check_password(const char *, const char *);
 int auth_token_new(char *, unsigned char *);
 void auth_token_hash(const char *, unsigned char *);
+uint64_t auth_rand64(void);
 
 /* db.c */
 enum dbr {
@@ -170,11 +184,18 @@ enum dbr db_user_exists(const char *);
 enum dbr db_user_lookup(const char *, uint64_t *, char *, size_t);
 enum dbr db_token_insert(const unsigned char *, uint64_t, long long);
 enum dbr db_token_user(const unsigned char *, uint64_t *);
-enum dbr db_data_insert(uint64_t, const char *, size_t, const char *, size_t);
+enum dbr db_token_delete(const unsigned char *);
+enum dbr db_token_purge(unsigned long long *);
+enum dbr db_data_insert(uint64_t, const char *, size_t, const char *, size_t,
+    uint64_t);
 enum dbr db_data_get(uint64_t, const char *, size_t, char **, size_t *,
     uint64_t *);
-enum dbr db_data_update(uint64_t, const char *, size_t, const char *, size_t);
-enum dbr db_data_delete(uint64_t, const char *, size_t);
+enum dbr db_data_update(uint64_t, const char *, size_t, const char *, size_t,
+    uint64_t, const uint64_t *);
+enum dbr db_data_delete(uint64_t, const char *, size_t, const uint64_t *);
+enum dbr db_data_list(uint64_t, const char *, size_t, const char *, size_t,
+    long long, int (*)(void *, const char *, size_t, const char *, size_t),
+    void *);
 
 /* handlers: h_user.c, h_token.c, h_data.c */
 enum err h_register(struct req *);
@@ -183,6 +204,9 @@ enum err h_data_post(struct req *);
 enum err h_data_get(struct req *);
 enum err h_data_put(struct req *);
 enum err h_data_delete(struct req *);
+enum err h_data_list(struct req *);
+enum err h_token_delete(struct req *);
+enum err h_health(struct req *);
 
 /* router.c */
 struct FCGX_Request;

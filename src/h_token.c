@@ -62,3 +62,17 @@ h_token(struct req *r)
 	r->message = "Access token generated successfully.";
 	return ERR_OK;
 }
+
+/* DELETE /api/token: revoke the token the request was authorised with. */
+enum err
+h_token_delete(struct req *r)
+{
+	switch (db_token_delete(r->token_hash)) {
+	case DBR_OK: break;
+	case DBR_DOWN: return ERR_SERVICE_UNAVAILABLE;
+	default: return ERR_INTERNAL;
+	}
+	r->status = 200;
+	r->message = "Access token revoked.";
+	return ERR_OK;
+}

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <fcgiapp.h>
@@ -28,6 +29,23 @@ on_term(int sig)
 	stopping = 1;
 	/* Makes a blocked accept() return instead of being restarted. */
 	FCGX_ShutdownPending();
+}
+
+static time_t last_purge;
+
+/* After a request is answered, so no client waits for it. */
+static void
+purge_tokens(void)
+{
+	unsigned long long n = 0;
+	time_t now = time(NULL);
+
+	if (cfg.token_purge_interval == 0 ||
+	    now - last_purge < cfg.token_purge_interval)
+		return;
+	last_purge = now;
+	if (db_token_purge(&n) == DBR_OK && n > 0)
+		log_info("purged %llu expired tokens", n);
 }
 
 static void
@@ -106,10 +124,16 @@ main(int argc, char *argv[])
 		log_warn("database unreachable at start; will retry per request");
 	log_info("worker ready (kvapi %s)", KVAPI_VERSION);
 
+	/* Workers purge expired tokens in turn: start each at a random
+	 * point of the interval so they do not all run together. */
+	if (cfg.token_purge_interval > 0)
+		last_purge = time(NULL) -
+		    (time_t)(auth_rand64() % (uint64_t)cfg.token_purge_interval);
 	while (!stopping && FCGX_Accept_r(&req) >= 0) {
 		router_handle(&req);
 		FCGX_Finish_r(&req);
 		served++;
+		purge_tokens();
 	}
 	log_info("worker stopping after %d requests", served);
 	FCGX_Free(&req, 1);

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -245,4 +246,158 @@ req_json_ctype(const char *ct)
 			return 0;
 	}
 	return 1;
+}
+
+/* The strong ETag of a row version: "<16 hex digits>". */
+void
+req_etag(uint64_t version, char *out)
+{
+	snprintf(out, ETAG_MAX, "\"%016llx\"", (unsigned long long)version);
+}
+
+/*
+ * An If-Match / If-None-Match list: "*", or entity tags separated by
+ * commas.  Tags of ours are stored in v (at most max), weak ones too
+ * (W/ dropped: callers that need strong comparison pass weak = NULL and
+ * a weak tag then never matches).  Tags that are not ours cannot match
+ * and are skipped.  Returns the count, or -1 for "*", or -2 if the
+ * header is malformed.
+ */
+int
+req_etags(const char *h, uint64_t *v, int max, int *weak)
+{
+	int n = 0;
+
+	while (*h == ' ' || *h == '\t')
+		h++;
+	if (h[0] == '*' && h[1 + strspn(h + 1, " \t")] == '\0')
+		return -1;
+	while (*h != '\0') {
+		int w = 0;
+		const char *end;
+		char *e;
+		unsigned long long x;
+
+		if (h[0] == 'W' && h[1] == '/')
+			w = 1, h += 2;
+		if (*h != '"' || (end = strchr(h + 1, '"')) == NULL)
+			return -2;
+		if (end - h == 17 && strspn(h + 1, "0123456789abcdef") == 16 &&
+		    (!w || weak != NULL) && n < max) {
+			x = strtoull(h + 1, &e, 16);
+			if (e == end) {
+				v[n++] = x;
+				if (w)
+					*weak = 1;
+			}
+		}
+		h = end + 1;
+		h += strspn(h, " \t");
+		if (*h == ',')
+			h++;
+		else if (*h != '\0')
+			return -2;
+		h += strspn(h, " \t");
+	}
+	return n;
+}
+
+/*
+ * The value of parameter `name` in a query string, form-decoded (+ is a
+ * space) once into out.  Returns 1 if found, 0 if absent, -1 if
+ * malformed, repeated or too long.
+ */
+int
+req_query(const char *q, const char *name, char *out, size_t cap,
+    size_t *len)
+{
+	size_t nlen = strlen(name);
+	int found = 0;
+
+	while (q != NULL && *q != '\0') {
+		size_t plen = strcspn(q, "&");
+
+		if (plen > nlen && strncmp(q, name, nlen) == 0 &&
+		    q[nlen] == '=') {
+			char tmp[1024];
+			size_t vlen = plen - nlen - 1;
+
+			if (found++ || vlen >= sizeof tmp)
+				return -1;
+			memcpy(tmp, q + nlen + 1, vlen);
+			for (size_t i = 0; i < vlen; i++)
+				if (tmp[i] == '+')
+					tmp[i] = ' ';
+			if (req_pct_decode(tmp, vlen, out, cap, len) == -1)
+				return -1;
+		} else if (plen == nlen && strncmp(q, name, nlen) == 0)
+			return -1;	/* "name" with no "=" */
+		q += plen;
+		if (*q == '&')
+			q++;
+	}
+	return found;
+}
+
+static const char b64url[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* Unpadded base64url of len bytes into out; 0 if cap is too small. */
+size_t
+b64url_encode(const unsigned char *in, size_t len, char *out, size_t cap)
+{
+	size_t o = 0, need = len / 3 * 4 + (len % 3 ? len % 3 + 1 : 0) + 1;
+
+	if (cap < need) {
+		if (cap > 0)
+			out[0] = '\0';
+		return 0;
+	}
+	for (size_t i = 0; i < len; i += 3) {
+		unsigned v = (unsigned)in[i] << 16;
+
+		if (i + 1 < len)
+			v |= (unsigned)in[i + 1] << 8;
+		if (i + 2 < len)
+			v |= in[i + 2];
+		out[o++] = b64url[v >> 18 & 63];
+		out[o++] = b64url[v >> 12 & 63];
+		if (i + 1 < len)
+			out[o++] = b64url[v >> 6 & 63];
+		if (i + 2 < len)
+			out[o++] = b64url[v & 63];
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/* Decode unpadded base64url; -1 if malformed or longer than cap. */
+int
+b64url_decode(const char *in, size_t len, unsigned char *out, size_t cap,
+    size_t *outlen)
+{
+	unsigned v = 0;
+	size_t o = 0, bits = 0;
+
+	if (len % 4 == 1)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		const char *p = memchr(b64url, in[i], 64);
+
+		if (in[i] == '\0' || p == NULL)
+			return -1;
+		v = v << 6 | (unsigned)(p - b64url);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (o == cap)
+				return -1;
+			out[o++] = (unsigned char)(v >> bits);
+			v &= (1u << bits) - 1;
+		}
+	}
+	if (v != 0)
+		return -1;	/* non-canonical trailing bits */
+	*outlen = o;
+	return 0;
 }

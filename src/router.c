@@ -30,11 +30,16 @@ static const struct route {
 } routes[] = {
 	{"/api/register", "POST", 0, 1, h_register},
 	{"/api/token", "POST", 0, 1, h_token},
+	{"/api/token", "DELETE", 1, 0, h_token_delete},
 	{"/api/data", "POST", 1, 1, h_data_post},
+	{"/api/data", "GET", 1, 0, h_data_list},
+	{"/api/data", "HEAD", 1, 0, h_data_list},
 	{KEY_PREFIX, "GET", 1, 0, h_data_get},
 	{KEY_PREFIX, "HEAD", 1, 0, h_data_get},
 	{KEY_PREFIX, "PUT", 1, 1, h_data_put},
 	{KEY_PREFIX, "DELETE", 1, 0, h_data_delete},
+	{"/api/health", "GET", 0, 0, h_health},
+	{"/api/health", "HEAD", 0, 0, h_health},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
@@ -146,6 +151,16 @@ write_response(FCGX_Stream *out, struct req *r, enum err e)
 	char *text;
 	int status = e == ERR_OK ? r->status : ei->status;
 
+	if (e == ERR_OK && status == 304) {
+		/* Not Modified: the validators, no body. */
+		hdr(out, "Status: 304 %s\r\nETag: %s\r\n", http_reason(304),
+		    r->etag);
+		FCGX_PutS("Cache-Control: no-store\r\n", out);
+		write_cors(out, r);
+		FCGX_PutS(expose, out);
+		FCGX_PutS("\r\n", out);
+		return;
+	}
 	body = cJSON_CreateObject();
 	if (body == NULL)
 		goto oom;
@@ -161,6 +176,11 @@ write_response(FCGX_Stream *out, struct req *r, enum err e)
 		cJSON_AddStringToObject(body, "status", "error");
 		cJSON_AddStringToObject(body, "code", ei->code);
 		cJSON_AddStringToObject(body, "message", ei->message);
+		/* An error may still say something (health: "down"). */
+		if (r->data != NULL) {
+			cJSON_AddItemToObject(body, "data", r->data);
+			r->data = NULL;
+		}
 	}
 	text = cJSON_PrintUnformatted(body);
 	cJSON_Delete(body);
@@ -176,6 +196,8 @@ write_response(FCGX_Stream *out, struct req *r, enum err e)
 	FCGX_PutS(expose, out);
 	if (e == ERR_OK && r->location[0])
 		hdr(out, "Location: %s\r\n", r->location);
+	if (e == ERR_OK && r->etag[0])
+		hdr(out, "ETag: %s\r\n", r->etag);
 	if (e == ERR_METHOD_NOT_ALLOWED && r->allow)
 		hdr(out, "Allow: %s\r\n", r->allow);
 	if (e == ERR_INVALID_TOKEN)
@@ -273,16 +295,15 @@ enum err
 router_auth(struct req *r)
 {
 	char tok[TOKEN_LEN + 1];
-	unsigned char hash[HASH_LEN];
 
 	if (r->authz == NULL || *r->authz == '\0')
 		return ERR_INVALID_TOKEN;
 	r->www_auth = "Bearer realm=\"kvapi\", error=\"invalid_token\"";
 	if (req_bearer(r->authz, tok) == -1)
 		return ERR_INVALID_TOKEN;
-	auth_token_hash(tok, hash);
+	auth_token_hash(tok, r->token_hash);
 	explicit_bzero(tok, sizeof tok);
-	switch (db_token_user(hash, &r->user_id)) {
+	switch (db_token_user(r->token_hash, &r->user_id)) {
 	case DBR_OK: return ERR_OK;
 	case DBR_NONE: return ERR_INVALID_TOKEN;
 	case DBR_DOWN: return ERR_SERVICE_UNAVAILABLE;
@@ -346,6 +367,9 @@ router_handle(FCGX_Request *f)
 	r.uri = param(f, "REQUEST_URI");
 	r.ctype = param(f, "CONTENT_TYPE");
 	r.content_length = param(f, "CONTENT_LENGTH");
+	r.query = param(f, "QUERY_STRING");
+	r.if_match = param(f, "HTTP_IF_MATCH");
+	r.if_none_match = param(f, "HTTP_IF_NONE_MATCH");
 	r.authz = param(f, "HTTP_AUTHORIZATION");
 	r.origin = param(f, "HTTP_ORIGIN");
 	r.acrh = param(f, "HTTP_ACCESS_CONTROL_REQUEST_HEADERS");

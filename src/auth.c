@@ -36,7 +36,7 @@ auth_init(void)
 		snprintf(hex + 2 * i, 3, "%02x", pw[i]);
 	explicit_bzero(pw, sizeof pw);
 	if (crypt_gensalt_rn("$2b$", (unsigned long)cfg.bcrypt_cost, NULL, 0,
-	    salt, sizeof salt) == NULL)
+		salt, sizeof salt) == NULL)
 		return -1;
 	return auth_hash_with(hex, salt, dummy, sizeof dummy);
 }
@@ -64,7 +64,7 @@ auth_hash_password(const char *pw, char *out, size_t outsz)
 	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
 
 	if (crypt_gensalt_rn("$2b$", (unsigned long)cfg.bcrypt_cost, NULL, 0,
-	    salt, sizeof salt) == NULL) {
+		salt, sizeof salt) == NULL) {
 		log_err("crypt_gensalt_rn failed");
 		return -1;
 	}
@@ -117,7 +117,7 @@ auth_rand64(void)
 
 	if (RAND_bytes((unsigned char *)&v, sizeof v) != 1)
 		log_err("RAND_bytes failed");
-	return v >> 1;	/* fits a signed BIGINT too */
+	return v >> 1; /* fits a signed BIGINT too */
 }
 
 void

@@ -26,32 +26,40 @@ static const struct key {
 	enum ktype type;
 	size_t off;
 	long long min, max;
-	int env;		/* may be set from the environment */
+	int env; /* may be set from the environment */
 } keys[] = {
-	{"db_host", K_STR, offsetof(struct config, db_host), 0, 0, 1},
-	{"db_port", K_UINT, offsetof(struct config, db_port), 0, 65535, 1},
-	{"db_socket", K_STR, offsetof(struct config, db_socket), 0, 0, 1},
-	{"db_name", K_STR, offsetof(struct config, db_name), 0, 0, 1},
-	{"db_user", K_STR, offsetof(struct config, db_user), 0, 0, 1},
-	{"db_password", K_STR, offsetof(struct config, db_password), 0, 0, 0},
-	{"db_option_file", K_STR, offsetof(struct config, db_option_file), 0, 0, 1},
-	{"db_option_group", K_STR, offsetof(struct config, db_option_group), 0, 0, 1},
-	{"db_connect_timeout", K_UINT, offsetof(struct config, db_connect_timeout), 1, 3600, 1},
-	{"db_read_timeout", K_UINT, offsetof(struct config, db_read_timeout), 1, 3600, 1},
-	{"db_write_timeout", K_UINT, offsetof(struct config, db_write_timeout), 1, 3600, 1},
-	{"token_lifetime", K_LL, offsetof(struct config, token_lifetime), 1, 315360000, 1},
-	{"token_purge_interval", K_LL, offsetof(struct config, token_purge_interval), 0, 86400, 1},
-	{"bcrypt_cost", K_COST, offsetof(struct config, bcrypt_cost), 4, 31, 1},
-	{"value_max", K_SIZE, offsetof(struct config, value_max), 16, 64LL << 20, 1},
-	{"body_max", K_SIZE, offsetof(struct config, body_max), 1024, 80LL << 20, 1},
-	{"cors_origins", K_STR, offsetof(struct config, cors_origins), 0, 0, 1},
-	{"log_level", K_LEVEL, offsetof(struct config, log_level), 0, 0, 1},
+    {"db_host", K_STR, offsetof(struct config, db_host), 0, 0, 1},
+    {"db_port", K_UINT, offsetof(struct config, db_port), 0, 65535, 1},
+    {"db_socket", K_STR, offsetof(struct config, db_socket), 0, 0, 1},
+    {"db_name", K_STR, offsetof(struct config, db_name), 0, 0, 1},
+    {"db_user", K_STR, offsetof(struct config, db_user), 0, 0, 1},
+    {"db_password", K_STR, offsetof(struct config, db_password), 0, 0, 0},
+    {"db_option_file", K_STR, offsetof(struct config, db_option_file), 0, 0, 1},
+    {"db_option_group", K_STR, offsetof(struct config, db_option_group), 0, 0,
+	1},
+    {"db_connect_timeout", K_UINT, offsetof(struct config, db_connect_timeout),
+	1, 3600, 1},
+    {"db_read_timeout", K_UINT, offsetof(struct config, db_read_timeout), 1,
+	3600, 1},
+    {"db_write_timeout", K_UINT, offsetof(struct config, db_write_timeout), 1,
+	3600, 1},
+    {"token_lifetime", K_LL, offsetof(struct config, token_lifetime), 1,
+	315360000, 1},
+    {"token_purge_interval", K_LL,
+	offsetof(struct config, token_purge_interval), 0, 86400, 1},
+    {"bcrypt_cost", K_COST, offsetof(struct config, bcrypt_cost), 4, 31, 1},
+    {"value_max", K_SIZE, offsetof(struct config, value_max), 16, 64LL << 20,
+	1},
+    {"body_max", K_SIZE, offsetof(struct config, body_max), 1024, 80LL << 20,
+	1},
+    {"cors_origins", K_STR, offsetof(struct config, cors_origins), 0, 0, 1},
+    {"log_level", K_LEVEL, offsetof(struct config, log_level), 0, 0, 1},
 };
 
 static void
 set_defaults(void)
 {
-	cfg.db_host = NULL;	/* NULL host + NULL socket: the client default */
+	cfg.db_host = NULL; /* NULL host + NULL socket: the client default */
 	cfg.db_port = 0;
 	cfg.db_name = strdup("kvapi");
 	cfg.db_user = strdup("kvapi");
@@ -96,8 +104,7 @@ set_key(const struct key *k, const char *val, const char *where)
 		if ((*(int *)p = log_level_parse(val)) < 0)
 			goto bad;
 		return 0;
-	default:
-		break;
+	default: break;
 	}
 	errno = 0;
 	n = strtoll(val, &end, 10);
@@ -114,8 +121,8 @@ set_key(const struct key *k, const char *val, const char *where)
 bad:
 	fprintf(stderr, "kvapi: %s: invalid value for %s", where, k->name);
 	if (k->type != K_STR && k->type != K_LEVEL)
-		fprintf(stderr, " (an integer from %lld to %lld)", k->min,
-		    k->max);
+		fprintf(
+		    stderr, " (an integer from %lld to %lld)", k->min, k->max);
 	else if (k->type == K_LEVEL)
 		fprintf(stderr, " (error, warn, info or debug)");
 	fprintf(stderr, "\n");
@@ -159,8 +166,8 @@ load_file(const char *path)
 		if (*p == '\0' || *p == '#')
 			continue;
 		if ((eq = strchr(p, '=')) == NULL) {
-			fprintf(stderr, "kvapi: %s: expected key = value\n",
-			    where);
+			fprintf(
+			    stderr, "kvapi: %s: expected key = value\n", where);
 			goto out;
 		}
 		*eq = '\0';
@@ -172,9 +179,11 @@ load_file(const char *path)
 		}
 		if (strcmp(name, "db_password") == 0 &&
 		    (st.st_mode & (S_IRWXG | S_IRWXO))) {
-			fprintf(stderr, "kvapi: %s: db_password is set but the "
+			fprintf(stderr,
+			    "kvapi: %s: db_password is set but the "
 			    "file is readable by group or others (chmod 600 "
-			    "it, or use db_option_file)\n", where);
+			    "it, or use db_option_file)\n",
+			    where);
 			goto out;
 		}
 		if (set_key(k, trim(eq + 1), where) == -1)
@@ -202,14 +211,17 @@ load_env(void)
 
 		memcpy(name, "KVAPI_", 6);
 		for (j = 0; keys[i].name[j] != '\0' && 7 + j < sizeof name; j++)
-			name[6 + j] = (char)toupper((unsigned char)keys[i].name[j]);
+			name[6 + j] =
+			    (char)toupper((unsigned char)keys[i].name[j]);
 		name[6 + j] = '\0';
 		if ((val = getenv(name)) == NULL)
 			continue;
 		if (!keys[i].env) {
-			fprintf(stderr, "kvapi: %s is not read from the "
+			fprintf(stderr,
+			    "kvapi: %s is not read from the "
 			    "environment; put it in the config file or a "
-			    "MySQL option file\n", name);
+			    "MySQL option file\n",
+			    name);
 			return -1;
 		}
 		snprintf(where, sizeof where, "environment %s", name);
@@ -228,8 +240,10 @@ config_load(const char *path)
 	if (load_env() == -1)
 		return -1;
 	if (cfg.body_max < cfg.value_max) {
-		fprintf(stderr, "kvapi: body_max (%zu) must be at least "
-		    "value_max (%zu)\n", cfg.body_max, cfg.value_max);
+		fprintf(stderr,
+		    "kvapi: body_max (%zu) must be at least "
+		    "value_max (%zu)\n",
+		    cfg.body_max, cfg.value_max);
 		return -1;
 	}
 	if (cfg.cors_origins != NULL && strcmp(cfg.cors_origins, "*") == 0) {

@@ -41,44 +41,57 @@ static const struct {
 	const char *sql;
 	int write;
 } sqls[ST__MAX] = {
-	[ST_USER_INSERT] = {"INSERT INTO users (username, email, email_key, "
-	    "password_hash, full_name, age, gender) "
-	    "VALUES (?, ?, ?, ?, ?, ?, ?)", 1},
-	[ST_USER_EXISTS] = {"SELECT 1 FROM users WHERE username = ?", 0},
-	[ST_USER_LOOKUP] = {"SELECT id, password_hash FROM users "
-	    "WHERE username = ?", 0},
-	[ST_TOKEN_INSERT] = {"INSERT INTO tokens (token_hash, user_id, "
-	    "created_at, expires_at) VALUES (?, ?, UTC_TIMESTAMP(6), "
-	    "UTC_TIMESTAMP(6) + INTERVAL ? SECOND)", 1},
-	[ST_TOKEN_USER] = {"SELECT user_id FROM tokens WHERE token_hash = ? "
-	    "AND expires_at > UTC_TIMESTAMP(6)", 0},
-	[ST_TOKEN_DELETE] = {"DELETE FROM tokens WHERE token_hash = ?", 1},
-	[ST_TOKEN_PURGE] = {"DELETE FROM tokens "
-	    "WHERE expires_at < UTC_TIMESTAMP(6) LIMIT 1000", 1},
-	[ST_DATA_INSERT] = {"INSERT INTO data (user_id, k, v, version) "
-	    "VALUES (?, ?, ?, ?)", 1},
-	[ST_DATA_GET] = {"SELECT v, version FROM data "
-	    "WHERE user_id = ? AND k = ?", 0},
-	[ST_DATA_UPDATE] = {"UPDATE data SET v = ?, version = ?, "
-	    "updated_at = UTC_TIMESTAMP(6) WHERE user_id = ? AND k = ?", 1},
-	/* If-Match: the check and the write are one statement. */
-	[ST_DATA_UPDATE_IF] = {"UPDATE data SET v = ?, version = ?, "
-	    "updated_at = UTC_TIMESTAMP(6) "
-	    "WHERE user_id = ? AND k = ? AND version = ?", 1},
-	[ST_DATA_DELETE] = {"DELETE FROM data WHERE user_id = ? AND k = ?", 1},
-	[ST_DATA_DELETE_IF] = {"DELETE FROM data "
-	    "WHERE user_id = ? AND k = ? AND version = ?", 1},
-	/* Keyset pagination in byte order; the prefix is a LIKE pattern
-	 * with %, _ and \\ escaped, so it matches literally. */
-	[ST_DATA_LIST] = {"SELECT k, v FROM data WHERE user_id = ? AND k > ? "
-	    "AND k LIKE ? ORDER BY k LIMIT ?", 0},
+    [ST_USER_INSERT] = {"INSERT INTO users (username, email, email_key, "
+			"password_hash, full_name, age, gender) "
+			"VALUES (?, ?, ?, ?, ?, ?, ?)",
+	1},
+    [ST_USER_EXISTS] = {"SELECT 1 FROM users WHERE username = ?", 0},
+    [ST_USER_LOOKUP] = {"SELECT id, password_hash FROM users "
+			"WHERE username = ?",
+	0},
+    [ST_TOKEN_INSERT] =
+	{"INSERT INTO tokens (token_hash, user_id, "
+	 "created_at, expires_at) VALUES (?, ?, UTC_TIMESTAMP(6), "
+	 "UTC_TIMESTAMP(6) + INTERVAL ? SECOND)",
+	    1},
+    [ST_TOKEN_USER] = {"SELECT user_id FROM tokens WHERE token_hash = ? "
+		       "AND expires_at > UTC_TIMESTAMP(6)",
+	0},
+    [ST_TOKEN_DELETE] = {"DELETE FROM tokens WHERE token_hash = ?", 1},
+    [ST_TOKEN_PURGE] = {"DELETE FROM tokens "
+			"WHERE expires_at < UTC_TIMESTAMP(6) LIMIT 1000",
+	1},
+    [ST_DATA_INSERT] = {"INSERT INTO data (user_id, k, v, version) "
+			"VALUES (?, ?, ?, ?)",
+	1},
+    [ST_DATA_GET] = {"SELECT v, version FROM data "
+		     "WHERE user_id = ? AND k = ?",
+	0},
+    [ST_DATA_UPDATE] =
+	{"UPDATE data SET v = ?, version = ?, "
+	 "updated_at = UTC_TIMESTAMP(6) WHERE user_id = ? AND k = ?",
+	    1},
+    /* If-Match: the check and the write are one statement. */
+    [ST_DATA_UPDATE_IF] = {"UPDATE data SET v = ?, version = ?, "
+			   "updated_at = UTC_TIMESTAMP(6) "
+			   "WHERE user_id = ? AND k = ? AND version = ?",
+	1},
+    [ST_DATA_DELETE] = {"DELETE FROM data WHERE user_id = ? AND k = ?", 1},
+    [ST_DATA_DELETE_IF] = {"DELETE FROM data "
+			   "WHERE user_id = ? AND k = ? AND version = ?",
+	1},
+    /* Keyset pagination in byte order; the prefix is a LIKE pattern
+     * with %, _ and \\ escaped, so it matches literally. */
+    [ST_DATA_LIST] = {"SELECT k, v FROM data WHERE user_id = ? AND k > ? "
+		      "AND k LIKE ? ORDER BY k LIMIT ?",
+	0},
 };
 
 static MYSQL *conn;
 static MYSQL_STMT *stmts[ST__MAX];
 static time_t last_used, last_failed;
 
-#define IDLE_PING 30		/* seconds idle before we ping first */
+#define IDLE_PING      30 /* seconds idle before we ping first */
 #define RETRY_DEADLOCK 3
 
 void
@@ -108,7 +121,7 @@ static int
 db_connect(void)
 {
 	unsigned int ct = cfg.db_connect_timeout, rt = cfg.db_read_timeout,
-	    wt = cfg.db_write_timeout;
+		     wt = cfg.db_write_timeout;
 	time_t now = time(NULL);
 
 	/* While the database is down, fail fast instead of stalling every
@@ -122,26 +135,26 @@ db_connect(void)
 	mysql_options(conn, MYSQL_OPT_WRITE_TIMEOUT, &wt);
 	mysql_options(conn, MYSQL_SET_CHARSET_NAME, "utf8mb4");
 	mysql_options(conn, MYSQL_INIT_COMMAND,
-	    "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'");
+	    "SET SESSION sql_mode = "
+	    "'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'");
 	if (cfg.db_option_file != NULL)
-		mysql_options(conn, MYSQL_READ_DEFAULT_FILE,
-		    cfg.db_option_file);
+		mysql_options(
+		    conn, MYSQL_READ_DEFAULT_FILE, cfg.db_option_file);
 	if (cfg.db_option_group != NULL)
-		mysql_options(conn, MYSQL_READ_DEFAULT_GROUP,
-		    cfg.db_option_group);
-	if (mysql_real_connect(conn, cfg.db_host, cfg.db_user,
-	    cfg.db_password, cfg.db_name, cfg.db_port, cfg.db_socket,
-	    0) == NULL) {
+		mysql_options(
+		    conn, MYSQL_READ_DEFAULT_GROUP, cfg.db_option_group);
+	if (mysql_real_connect(conn, cfg.db_host, cfg.db_user, cfg.db_password,
+		cfg.db_name, cfg.db_port, cfg.db_socket, 0) == NULL) {
 		log_err("database connect: %s", mysql_error(conn));
 		goto fail;
 	}
 	for (int i = 0; i < ST__MAX; i++) {
 		if ((stmts[i] = mysql_stmt_init(conn)) == NULL ||
-		    mysql_stmt_prepare(stmts[i], sqls[i].sql,
-		    strlen(sqls[i].sql)) != 0) {
+		    mysql_stmt_prepare(
+			stmts[i], sqls[i].sql, strlen(sqls[i].sql)) != 0) {
 			log_err("prepare statement %d: %s", i,
-			    stmts[i] ? mysql_stmt_error(stmts[i]) :
-			    mysql_error(conn));
+			    stmts[i] ? mysql_stmt_error(stmts[i])
+				     : mysql_error(conn));
 			goto fail;
 		}
 	}
@@ -221,7 +234,7 @@ fail(enum stmt st, MYSQL_STMT *s)
 		log_err("statement %d: database connection lost: %s", st,
 		    mysql_stmt_error(s));
 		db_close();
-		last_failed = 0;	/* reconnect at once */
+		last_failed = 0; /* reconnect at once */
 		return DBR_DOWN;
 	}
 	log_err("statement %d: %u %s", st, e, mysql_stmt_error(s));
@@ -287,8 +300,7 @@ bind_cols(MYSQL_STMT *s, MYSQL_BIND *res, struct col *cols, int ncol)
  * (logged; C_ALLOC outputs of this row are then freed).
  */
 static int
-fetch(enum stmt st, MYSQL_STMT *s, MYSQL_BIND *res, struct col *cols,
-    int ncol)
+fetch(enum stmt st, MYSQL_STMT *s, MYSQL_BIND *res, struct col *cols, int ncol)
 {
 	int rc = mysql_stmt_fetch(s), i;
 
@@ -303,8 +315,8 @@ fetch(enum stmt st, MYSQL_STMT *s, MYSQL_BIND *res, struct col *cols,
 			continue;
 		if (c->type == C_BUF) {
 			if (c->null || c->len >= c->cap) {
-				log_err("statement %d: column %d too long",
-				    st, i);
+				log_err(
+				    "statement %d: column %d too long", st, i);
 				goto bad;
 			}
 			((char *)c->buf)[c->len] = '\0';
@@ -315,8 +327,8 @@ fetch(enum stmt st, MYSQL_STMT *s, MYSQL_BIND *res, struct col *cols,
 			goto bad;
 		res[i].buffer = *c->out;
 		res[i].buffer_length = c->len + 1;
-		if (c->len > 0 && mysql_stmt_fetch_column(s, &res[i],
-		    (unsigned)i, 0) != 0) {
+		if (c->len > 0 &&
+		    mysql_stmt_fetch_column(s, &res[i], (unsigned)i, 0) != 0) {
 			free(*c->out);
 			*c->out = NULL;
 			goto bad;
@@ -405,9 +417,9 @@ bind_ll(MYSQL_BIND *b, const long long *v)
 
 /* A new user; age 0 and gender NULL are stored as NULL. */
 enum dbr
-db_user_insert(const char *username, const char *email,
-    const char *email_key, const char *hash, const char *full_name, int age,
-    const char *gender, uint64_t *id)
+db_user_insert(const char *username, const char *email, const char *email_key,
+    const char *hash, const char *full_name, int age, const char *gender,
+    uint64_t *id)
 {
 	MYSQL_BIND p[7];
 	long long a = age;
@@ -449,8 +461,8 @@ db_user_lookup(const char *username, uint64_t *id, char *hash, size_t cap)
 {
 	MYSQL_BIND p[1];
 	struct col c[2] = {
-		{C_U64, id, 0, NULL, NULL, 0, 0},
-		{C_BUF, hash, cap, NULL, NULL, 0, 0},
+	    {C_U64, id, 0, NULL, NULL, 0, 0},
+	    {C_BUF, hash, cap, NULL, NULL, 0, 0},
 	};
 	unsigned long long rows;
 	enum dbr r;
@@ -520,13 +532,13 @@ db_data_insert(uint64_t user, const char *k, size_t klen, const char *v,
 
 /* On DBR_OK, *v is malloc'd and NUL-terminated. */
 enum dbr
-db_data_get(uint64_t user, const char *k, size_t klen, char **v,
-    size_t *vlen, uint64_t *version)
+db_data_get(uint64_t user, const char *k, size_t klen, char **v, size_t *vlen,
+    uint64_t *version)
 {
 	MYSQL_BIND p[2];
 	struct col c[2] = {
-		{C_ALLOC, NULL, 0, v, vlen, 0, 0},
-		{C_U64, version, 0, NULL, NULL, 0, 0},
+	    {C_ALLOC, NULL, 0, v, vlen, 0, 0},
+	    {C_U64, version, 0, NULL, NULL, 0, 0},
 	};
 	unsigned long long rows;
 	enum dbr r;
@@ -557,16 +569,16 @@ db_data_update(uint64_t user, const char *k, size_t klen, const char *v,
 	bind_blob(&p[3], (const unsigned char *)k, klen);
 	if (if_version != NULL)
 		bind_u64(&p[4], if_version);
-	r = run(if_version ? ST_DATA_UPDATE_IF : ST_DATA_UPDATE, p, NULL, 0,
-	    &rows);
+	r = run(
+	    if_version ? ST_DATA_UPDATE_IF : ST_DATA_UPDATE, p, NULL, 0, &rows);
 	if (r != DBR_OK)
 		return r;
 	return rows ? DBR_OK : DBR_NONE;
 }
 
 enum dbr
-db_data_delete(uint64_t user, const char *k, size_t klen,
-    const uint64_t *if_version)
+db_data_delete(
+    uint64_t user, const char *k, size_t klen, const uint64_t *if_version)
 {
 	MYSQL_BIND p[3];
 	unsigned long long rows;
@@ -576,8 +588,8 @@ db_data_delete(uint64_t user, const char *k, size_t klen,
 	bind_blob(&p[1], (const unsigned char *)k, klen);
 	if (if_version != NULL)
 		bind_u64(&p[2], if_version);
-	r = run(if_version ? ST_DATA_DELETE_IF : ST_DATA_DELETE, p, NULL, 0,
-	    &rows);
+	r = run(
+	    if_version ? ST_DATA_DELETE_IF : ST_DATA_DELETE, p, NULL, 0, &rows);
 	if (r != DBR_OK)
 		return r;
 	return rows ? DBR_OK : DBR_NONE;
@@ -597,8 +609,8 @@ db_data_list(uint64_t user, const char *after, size_t alen, const char *like,
 	char *k = NULL, *v = NULL;
 	size_t klen = 0, vlen = 0;
 	struct col c[2] = {
-		{C_ALLOC, NULL, 0, &k, &klen, 0, 0},
-		{C_ALLOC, NULL, 0, &v, &vlen, 0, 0},
+	    {C_ALLOC, NULL, 0, &k, &klen, 0, 0},
+	    {C_ALLOC, NULL, 0, &v, &vlen, 0, 0},
 	};
 	MYSQL_STMT *s;
 	enum dbr r;

@@ -12,11 +12,11 @@ struct cJSON;
 
 #define KVAPI_VERSION PACKAGE_VERSION
 
-#define KEY_MAX 255		/* bytes of UTF-8 in a key */
-#define TOKEN_LEN 43		/* base64url of 32 random bytes, no padding */
+#define KEY_MAX	  255 /* bytes of UTF-8 in a key */
+#define TOKEN_LEN 43  /* base64url of 32 random bytes, no padding */
 #define TOKEN_RAW 32
-#define HASH_LEN 32		/* SHA-256 */
-#define ETAG_MAX 32
+#define HASH_LEN  32 /* SHA-256 */
+#define ETAG_MAX  32
 
 /*
  * The error table (err.c).  Handlers return one of these; only the
@@ -103,22 +103,22 @@ void log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
 struct req {
 	/* input */
 	const char *method;
-	const char *path;	/* PATH_INFO: decoded by nginx, for routing */
-	const char *uri;	/* REQUEST_URI: raw, for the key bytes */
-	const char *query;	/* QUERY_STRING */
+	const char *path;  /* PATH_INFO: decoded by nginx, for routing */
+	const char *uri;   /* REQUEST_URI: raw, for the key bytes */
+	const char *query; /* QUERY_STRING */
 	const char *ctype;
 	const char *authz;
 	const char *origin;
-	const char *acrh;	/* Access-Control-Request-Headers */
+	const char *acrh; /* Access-Control-Request-Headers */
 	const char *content_length;
 	const char *if_match;
 	const char *if_none_match;
-	char *body;		/* NUL-terminated, bodylen bytes */
+	char *body; /* NUL-terminated, bodylen bytes */
 	size_t bodylen;
-	struct cJSON *json;	/* the parsed body, when the route takes one */
-	char key[KEY_MAX + 1];	/* decoded key from the URL, NUL-terminated */
+	struct cJSON *json;    /* the parsed body, when the route takes one */
+	char key[KEY_MAX + 1]; /* decoded key from the URL, NUL-terminated */
 	size_t keylen;
-	uint64_t user_id;	/* set by auth */
+	uint64_t user_id; /* set by auth */
 
 	/* output */
 	int status;
@@ -126,8 +126,8 @@ struct req {
 	struct cJSON *data;
 	char location[16 + 3 * KEY_MAX + 1];
 	char etag[ETAG_MAX];
-	unsigned char token_hash[HASH_LEN];	/* of the presented token */
-	const void *op_arg;	/* a handler's state for its db callback */
+	unsigned char token_hash[HASH_LEN]; /* of the presented token */
+	const void *op_arg; /* a handler's state for its db callback */
 	const char *allow;
 	const char *www_auth;
 	int no_store;
@@ -149,12 +149,13 @@ int utf8_valid(const char *, size_t, size_t *);
 
 /* json.c: a strict check beside cJSON, and typed field access. */
 enum json_field {
-	JF_ABSENT = 0,	/* missing, or null */
+	JF_ABSENT = 0, /* missing, or null */
 	JF_OK,
-	JF_WRONG,	/* present with the wrong type or an invalid value */
+	JF_WRONG, /* present with the wrong type or an invalid value */
 };
 enum err json_parse_body(const char *, size_t, struct cJSON **);
-enum json_field json_string(const struct cJSON *, const char *, const char **, size_t *);
+enum json_field
+json_string(const struct cJSON *, const char *, const char **, size_t *);
 int json_has_nul(const struct cJSON *);
 enum err json_value_print(const struct cJSON *, char **, size_t *);
 
@@ -170,10 +171,10 @@ uint64_t auth_rand64(void);
 /* db.c */
 enum dbr {
 	DBR_OK = 0,
-	DBR_NONE,	/* no row / no row changed */
-	DBR_DUP,	/* unique constraint */
-	DBR_DOWN,	/* cannot reach the database */
-	DBR_ERR,	/* anything else: logged */
+	DBR_NONE, /* no row / no row changed */
+	DBR_DUP,  /* unique constraint */
+	DBR_DOWN, /* cannot reach the database */
+	DBR_ERR,  /* anything else: logged */
 };
 int db_init(void);
 void db_close(void);
@@ -186,16 +187,16 @@ enum dbr db_token_insert(const unsigned char *, uint64_t, long long);
 enum dbr db_token_user(const unsigned char *, uint64_t *);
 enum dbr db_token_delete(const unsigned char *);
 enum dbr db_token_purge(unsigned long long *);
-enum dbr db_data_insert(uint64_t, const char *, size_t, const char *, size_t,
-    uint64_t);
-enum dbr db_data_get(uint64_t, const char *, size_t, char **, size_t *,
-    uint64_t *);
+enum dbr
+db_data_insert(uint64_t, const char *, size_t, const char *, size_t, uint64_t);
+enum dbr
+db_data_get(uint64_t, const char *, size_t, char **, size_t *, uint64_t *);
 enum dbr db_data_update(uint64_t, const char *, size_t, const char *, size_t,
     uint64_t, const uint64_t *);
 enum dbr db_data_delete(uint64_t, const char *, size_t, const uint64_t *);
-enum dbr db_data_list(uint64_t, const char *, size_t, const char *, size_t,
-    long long, int (*)(void *, const char *, size_t, const char *, size_t),
-    void *);
+enum dbr
+db_data_list(uint64_t, const char *, size_t, const char *, size_t, long long,
+    int (*)(void *, const char *, size_t, const char *, size_t), void *);
 
 /* handlers: h_user.c, h_token.c, h_data.c */
 enum err h_register(struct req *);

@@ -16,9 +16,9 @@
 #include "extern.h"
 
 #define LIST_DEFAULT 100
-#define LIST_MAX 1000
-#define LIST_BYTES (8 << 20)	/* value bytes per page, whatever the limit */
-#define MAX_ETAGS 8
+#define LIST_MAX     1000
+#define LIST_BYTES   (8 << 20) /* value bytes per page, whatever the limit */
+#define MAX_ETAGS    8
 
 static enum err
 db_err(enum dbr d, enum err none)
@@ -36,8 +36,8 @@ db_err(enum dbr d, enum err none)
 static enum err
 body_value(const struct req *r, char **v, size_t *vlen)
 {
-	return json_value_print(cJSON_GetObjectItemCaseSensitive(r->json,
-	    "value"), v, vlen);
+	return json_value_print(
+	    cJSON_GetObjectItemCaseSensitive(r->json, "value"), v, vlen);
 }
 
 /*
@@ -52,8 +52,9 @@ precondition_failed(struct req *r)
 	uint64_t version;
 	enum err e;
 
-	e = db_err(db_data_get(r->user_id, r->key, r->keylen, &v, &vlen,
-	    &version), ERR_KEY_NOT_FOUND);
+	e = db_err(
+	    db_data_get(r->user_id, r->key, r->keylen, &v, &vlen, &version),
+	    ERR_KEY_NOT_FOUND);
 	free(v);
 	return e == ERR_OK ? ERR_PRECONDITION_FAILED : e;
 }
@@ -118,8 +119,9 @@ h_data_get(struct req *r)
 	cJSON *data, *raw;
 	int n, weak = 0;
 
-	e = db_err(db_data_get(r->user_id, r->key, r->keylen, &v, &vlen,
-	    &version), ERR_KEY_NOT_FOUND);
+	e = db_err(
+	    db_data_get(r->user_id, r->key, r->keylen, &v, &vlen, &version),
+	    ERR_KEY_NOT_FOUND);
 	if (e != ERR_OK)
 		return e;
 	req_etag(version, r->etag);
@@ -137,8 +139,8 @@ h_data_get(struct req *r)
 	data = cJSON_CreateObject();
 	raw = cJSON_AddRawToObject(data, "value", v);
 	free(v);
-	if (raw == NULL || cJSON_AddStringToObject(data, "key", r->key) ==
-	    NULL) {
+	if (raw == NULL ||
+	    cJSON_AddStringToObject(data, "key", r->key) == NULL) {
 		cJSON_Delete(data);
 		return ERR_INTERNAL;
 	}
@@ -278,19 +280,22 @@ h_data_list(struct req *r)
 		    num[0] == ' ' || pg.limit < 1 || pg.limit > LIST_MAX)
 			return ERR_INVALID_QUERY;
 	}
-	if ((f = req_query(r->query, "prefix", prefix, sizeof prefix,
-	    &plen)) == -1 || (f == 1 && plen > 0 &&
-	    !req_key_valid(prefix, plen)))
+	if ((f = req_query(r->query, "prefix", prefix, sizeof prefix, &plen)) ==
+		-1 ||
+	    (f == 1 && plen > 0 && !req_key_valid(prefix, plen)))
 		return ERR_INVALID_QUERY;
 	if ((f = req_query(r->query, "cursor", cur, sizeof cur, &clen)) == -1 ||
-	    (f == 1 && (b64url_decode(cur, clen, (unsigned char *)after,
-	    KEY_MAX, &alen) == -1 || !req_key_valid(after, alen))))
+	    (f == 1 &&
+		(b64url_decode(
+		     cur, clen, (unsigned char *)after, KEY_MAX, &alen) == -1 ||
+		    !req_key_valid(after, alen))))
 		return ERR_INVALID_QUERY;
 
 	if ((pg.items = cJSON_CreateArray()) == NULL)
 		return ERR_INTERNAL;
-	e = db_err(db_data_list(r->user_id, after, alen, like,
-	    like_prefix(prefix, plen, like), pg.limit + 1, page_row, &pg),
+	e = db_err(
+	    db_data_list(r->user_id, after, alen, like,
+		like_prefix(prefix, plen, like), pg.limit + 1, page_row, &pg),
 	    ERR_INTERNAL);
 	if (e == ERR_OK && pg.oom)
 		e = ERR_INTERNAL;
@@ -300,8 +305,8 @@ h_data_list(struct req *r)
 	}
 	cJSON_AddItemToObject(r->data, "items", pg.items);
 	if (pg.more) {
-		b64url_encode((unsigned char *)pg.last, pg.lastlen, next,
-		    sizeof next);
+		b64url_encode(
+		    (unsigned char *)pg.last, pg.lastlen, next, sizeof next);
 		cJSON_AddStringToObject(r->data, "next_cursor", next);
 	} else
 		cJSON_AddNullToObject(r->data, "next_cursor");

@@ -14,8 +14,8 @@ h_health(struct req *r)
 	int up = db_ping() == DBR_OK;
 
 	if ((r->data = cJSON_CreateObject()) == NULL ||
-	    cJSON_AddStringToObject(r->data, "database",
-	    up ? "up" : "down") == NULL)
+	    cJSON_AddStringToObject(r->data, "database", up ? "up" : "down") ==
+		NULL)
 		return ERR_INTERNAL;
 	r->status = 200;
 	return up ? ERR_OK : ERR_SERVICE_UNAVAILABLE;

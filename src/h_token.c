@@ -29,8 +29,8 @@ h_token(struct req *r)
 	    len == 0 || !cJSON_IsString(pw) || pw->valuestring[0] == '\0')
 		return ERR_MISSING_FIELDS;
 
-	d = strlen(user) > 64 ? DBR_NONE :
-	    db_user_lookup(user, &uid, hash, sizeof hash);
+	d = strlen(user) > 64 ? DBR_NONE
+			      : db_user_lookup(user, &uid, hash, sizeof hash);
 	if (d == DBR_DOWN)
 		return ERR_SERVICE_UNAVAILABLE;
 	if (d != DBR_OK && d != DBR_NONE)
@@ -56,8 +56,8 @@ h_token(struct req *r)
 	cJSON_AddStringToObject(r->data, "access_token", tok);
 	explicit_bzero(tok, sizeof tok);
 	cJSON_AddStringToObject(r->data, "token_type", "Bearer");
-	cJSON_AddNumberToObject(r->data, "expires_in",
-	    (double)cfg.token_lifetime);
+	cJSON_AddNumberToObject(
+	    r->data, "expires_in", (double)cfg.token_lifetime);
 	r->status = 200;
 	r->message = "Access token generated successfully.";
 	return ERR_OK;

@@ -15,16 +15,17 @@
 
 #include "extern.h"
 
-#define EMAIL_MAX 254
-#define PASSWORD_MAX 72		/* bcrypt's limit, in bytes */
+#define EMAIL_MAX    254
+#define PASSWORD_MAX 72 /* bcrypt's limit, in bytes */
 
 static int
 username_ok(const char *s, size_t len)
 {
 	if (len < 3 || len > 64)
 		return 0;
-	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	    "0123456789_.-") == len;
+	return strspn(s,
+		   "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		   "0123456789_.-") == len;
 }
 
 /* One '@', a non-empty local part, a dot inside the domain, no spaces. */
@@ -43,8 +44,8 @@ email_ok(const char *s, size_t len)
 
 /* A string member that must be valid text of min..max characters. */
 static enum json_field
-text_field(const cJSON *j, const char *name, size_t min, size_t max,
-    const char **s)
+text_field(
+    const cJSON *j, const char *name, size_t min, size_t max, const char **s)
 {
 	enum json_field f;
 	size_t len;
@@ -55,8 +56,8 @@ text_field(const cJSON *j, const char *name, size_t min, size_t max,
 }
 
 static enum err
-validate(const cJSON *j, const char **user, const char **email,
-    const char **pw, const char **name, int *age, const char **gender)
+validate(const cJSON *j, const char **user, const char **email, const char **pw,
+    const char **name, int *age, const char **gender)
 {
 	const cJSON *it;
 	size_t len, chars;
@@ -83,9 +84,9 @@ validate(const cJSON *j, const char **user, const char **email,
 	it = cJSON_GetObjectItemCaseSensitive(j, "age");
 	*age = 0;
 	if (it != NULL && !cJSON_IsNull(it)) {
-		if (!cJSON_IsNumber(it) || it->valuedouble != floor(
-		    it->valuedouble) || it->valuedouble < 1 ||
-		    it->valuedouble > 150)
+		if (!cJSON_IsNumber(it) ||
+		    it->valuedouble != floor(it->valuedouble) ||
+		    it->valuedouble < 1 || it->valuedouble > 150)
 			return ERR_INVALID_AGE;
 		*age = (int)it->valuedouble;
 	}
@@ -107,8 +108,8 @@ h_register(struct req *r)
 	enum dbr d;
 	size_t i;
 
-	if ((e = validate(r->json, &user, &email, &pw, &name, &age,
-	    &gender)) != ERR_OK)
+	if ((e = validate(r->json, &user, &email, &pw, &name, &age, &gender)) !=
+	    ERR_OK)
 		return e;
 	if (auth_hash_password(pw, hash, sizeof hash) == -1)
 		return ERR_INTERNAL;
@@ -117,12 +118,11 @@ h_register(struct req *r)
 		email_key[i] = (char)tolower((unsigned char)email[i]);
 	email_key[i] = '\0';
 
-	d = db_user_insert(user, email, email_key, hash, name, age, gender,
-	    &uid);
+	d = db_user_insert(
+	    user, email, email_key, hash, name, age, gender, &uid);
 	explicit_bzero(hash, sizeof hash);
 	switch (d) {
-	case DBR_OK:
-		break;
+	case DBR_OK: break;
 	case DBR_DUP:
 		/* Which unique key?  Ask, rather than parse an error text. */
 		switch (db_user_exists(user)) {
@@ -131,10 +131,8 @@ h_register(struct req *r)
 		case DBR_DOWN: return ERR_SERVICE_UNAVAILABLE;
 		default: return ERR_INTERNAL;
 		}
-	case DBR_DOWN:
-		return ERR_SERVICE_UNAVAILABLE;
-	default:
-		return ERR_INTERNAL;
+	case DBR_DOWN: return ERR_SERVICE_UNAVAILABLE;
+	default: return ERR_INTERNAL;
 	}
 	if ((r->data = cJSON_CreateObject()) == NULL)
 		return ERR_INTERNAL;

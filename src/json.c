@@ -16,16 +16,16 @@
 
 #include "extern.h"
 
-#define JSON_DEPTH 256		/* well below cJSON's own limit of 1000 */
-#define JSON_NUL 0x1000		/* our flag in cJSON's type bits */
-#define NUL_MEMBERS 32		/* flagged top-level members we remember */
+#define JSON_DEPTH  256	   /* well below cJSON's own limit of 1000 */
+#define JSON_NUL    0x1000 /* our flag in cJSON's type bits */
+#define NUL_MEMBERS 32	   /* flagged top-level members we remember */
 
 struct scan {
 	const unsigned char *p, *e;
 	int depth;
-	int nul;			/* a \u0000 seen since last reset */
+	int nul; /* a \u0000 seen since last reset */
 	size_t nnul;
-	size_t nulidx[NUL_MEMBERS];	/* indexes of top-level members */
+	size_t nulidx[NUL_MEMBERS]; /* indexes of top-level members */
 };
 
 static int scan_value(struct scan *);
@@ -33,8 +33,8 @@ static int scan_value(struct scan *);
 static void
 scan_ws(struct scan *s)
 {
-	while (s->p < s->e && (*s->p == ' ' || *s->p == '\t' ||
-	    *s->p == '\n' || *s->p == '\r'))
+	while (s->p < s->e &&
+	    (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
 		s->p++;
 }
 
@@ -61,14 +61,14 @@ scan_string(struct scan *s)
 {
 	const unsigned char *run;
 
-	s->p++;			/* the opening quote */
+	s->p++; /* the opening quote */
 	run = s->p;
 	while (s->p < s->e) {
 		unsigned c = *s->p, u, lo;
 
 		if (c == '"') {
-			if (!utf8_valid((const char *)run,
-			    (size_t)(s->p - run), NULL))
+			if (!utf8_valid(
+				(const char *)run, (size_t)(s->p - run), NULL))
 				return -1;
 			s->p++;
 			return 0;
@@ -84,10 +84,14 @@ scan_string(struct scan *s)
 		if (s->e - s->p < 2)
 			return -1;
 		switch (s->p[1]) {
-		case '"': case '\\': case '/': case 'b': case 'f': case 'n':
-		case 'r': case 't':
-			s->p += 2;
-			break;
+		case '"':
+		case '\\':
+		case '/':
+		case 'b':
+		case 'f':
+		case 'n':
+		case 'r':
+		case 't': s->p += 2; break;
 		case 'u':
 			if (s->e - s->p < 6 || hex4(s->p + 2, &u) == -1)
 				return -1;
@@ -95,18 +99,17 @@ scan_string(struct scan *s)
 			if (u == 0)
 				s->nul = 1;
 			if (u >= 0xDC00 && u <= 0xDFFF)
-				return -1;	/* a lone low surrogate */
+				return -1; /* a lone low surrogate */
 			if (u >= 0xD800 && u <= 0xDBFF) {
 				if (s->e - s->p < 6 || s->p[0] != '\\' ||
 				    s->p[1] != 'u' ||
-				    hex4(s->p + 2, &lo) == -1 ||
-				    lo < 0xDC00 || lo > 0xDFFF)
+				    hex4(s->p + 2, &lo) == -1 || lo < 0xDC00 ||
+				    lo > 0xDFFF)
 					return -1;
 				s->p += 6;
 			}
 			break;
-		default:
-			return -1;
+		default: return -1;
 		}
 		run = s->p;
 	}
@@ -181,7 +184,8 @@ scan_container(struct scan *s)
 		if (top)
 			s->nul = 0;
 		if (obj) {
-			if (s->p >= s->e || *s->p != '"' || scan_string(s) == -1)
+			if (s->p >= s->e || *s->p != '"' ||
+			    scan_string(s) == -1)
 				return -1;
 			scan_ws(s);
 			if (s->p >= s->e || *s->p != ':')
@@ -217,7 +221,8 @@ scan_value(struct scan *s)
 	if (s->p >= s->e)
 		return -1;
 	switch (*s->p) {
-	case '{': case '[': return scan_container(s);
+	case '{':
+	case '[': return scan_container(s);
 	case '"': return scan_string(s);
 	case 't': return scan_word(s, "true");
 	case 'f': return scan_word(s, "false");
@@ -299,7 +304,7 @@ json_parse_body(const char *buf, size_t len, cJSON **out)
 		return ERR_INVALID_JSON;
 	}
 	for (i = 0, k = 0, c = root->child; c != NULL && k < s.nnul;
-	    c = c->next, i++)
+	     c = c->next, i++)
 		if (s.nulidx[k] == i) {
 			c->type |= JSON_NUL;
 			k++;

@@ -48,13 +48,13 @@ vlog(int level, const char *fmt, va_list ap)
 	    msg);
 }
 
-#define LOG_FN(name, level)                                                  \
-	void name(const char *fmt, ...)                                      \
-	{                                                                    \
-		va_list ap;                                                  \
-		va_start(ap, fmt);                                           \
-		vlog(level, fmt, ap);                                        \
-		va_end(ap);                                                  \
+#define LOG_FN(name, level)                                                    \
+	void name(const char *fmt, ...)                                        \
+	{                                                                      \
+		va_list ap;                                                    \
+		va_start(ap, fmt);                                             \
+		vlog(level, fmt, ap);                                          \
+		va_end(ap);                                                    \
 	}
 
 LOG_FN(log_err, LOG_ERR_)

@@ -54,16 +54,19 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: kvapi [-c config] | --help | --version\n"
 	    "\n"
-	    "A FastCGI worker for the kvapi key-value API.  It accepts on fd 0,\n"
+	    "A FastCGI worker for the kvapi key-value API.  It accepts on fd "
+	    "0,\n"
 	    "where spawn-fcgi puts the listening socket:\n"
 	    "\n"
-	    "  spawn-fcgi -n -s /run/kvapi.sock -- multiwatch -f 4 -- kvapi -c FILE\n"
+	    "  spawn-fcgi -n -s /run/kvapi.sock -- multiwatch -f 4 -- kvapi -c "
+	    "FILE\n"
 	    "\n"
 	    "  -c FILE    config file (default: $KVAPI_CONFIG, else %s)\n"
 	    "  --help     this text\n"
 	    "  --version  print the version\n"
 	    "\n"
-	    "Settings are key = value lines; KVAPI_<KEY> environment variables\n"
+	    "Settings are key = value lines; KVAPI_<KEY> environment "
+	    "variables\n"
 	    "override them (except db_password).  See kvapi.conf.sample.\n",
 	    SYSCONFDIR "/kvapi/kvapi.conf");
 }
@@ -100,7 +103,7 @@ main(int argc, char *argv[])
 		return 1;
 
 	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_term;	/* no SA_RESTART: see on_term */
+	sa.sa_handler = on_term; /* no SA_RESTART: see on_term */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
@@ -111,24 +114,28 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	if (FCGX_IsCGI()) {
-		fprintf(stderr, "kvapi: fd 0 is not a FastCGI socket; run me "
+		fprintf(stderr,
+		    "kvapi: fd 0 is not a FastCGI socket; run me "
 		    "under spawn-fcgi (see --help)\n");
 		return 1;
 	}
 	if (auth_init() == -1) {
-		fprintf(stderr, "kvapi: cannot initialise bcrypt or the random "
+		fprintf(stderr,
+		    "kvapi: cannot initialise bcrypt or the random "
 		    "number generator\n");
 		return 1;
 	}
 	if (db_init() == -1)
-		log_warn("database unreachable at start; will retry per request");
+		log_warn(
+		    "database unreachable at start; will retry per request");
 	log_info("worker ready (kvapi %s)", KVAPI_VERSION);
 
 	/* Workers purge expired tokens in turn: start each at a random
 	 * point of the interval so they do not all run together. */
 	if (cfg.token_purge_interval > 0)
 		last_purge = time(NULL) -
-		    (time_t)(auth_rand64() % (uint64_t)cfg.token_purge_interval);
+		    (time_t)(auth_rand64() %
+			(uint64_t)cfg.token_purge_interval);
 	while (!stopping && FCGX_Accept_r(&req) >= 0) {
 		router_handle(&req);
 		FCGX_Finish_r(&req);

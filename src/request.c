@@ -42,7 +42,7 @@ utf8_valid(const char *s, size_t len, size_t *chars)
 			if (c == 0xE0)
 				lo = 0xA0;
 			else if (c == 0xED)
-				hi = 0x9F;	/* no surrogates */
+				hi = 0x9F; /* no surrogates */
 		} else if (c >= 0xF0 && c <= 0xF4) {
 			need = 3;
 			if (c == 0xF0)
@@ -113,8 +113,8 @@ hexval(int c)
  * bytes (%00) are kept, and *outlen tells the real length.
  */
 int
-req_pct_decode(const char *src, size_t len, char *dst, size_t cap,
-    size_t *outlen)
+req_pct_decode(
+    const char *src, size_t len, char *dst, size_t cap, size_t *outlen)
 {
 	size_t i, o = 0;
 
@@ -184,7 +184,8 @@ req_bearer(const char *h, char *tok)
 	h += 6;
 	while (*h == ' ')
 		h++;
-	n = strspn(h, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	n = strspn(h,
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 	    "0123456789-_");
 	if (n != TOKEN_LEN || h[n] != '\0')
 		return -1;
@@ -222,8 +223,8 @@ req_json_ctype(const char *ct)
 		return 0;
 	if (!(tlen == 16 && strncasecmp(p + 12, "json", 4) == 0) &&
 	    !(tlen > 17 && strncasecmp(p + tlen - 5, "+json", 5) == 0 &&
-	      memchr(p + 12, '/', tlen - 12) == NULL &&
-	      memchr(p + 12, ' ', tlen - 12) == NULL))
+		memchr(p + 12, '/', tlen - 12) == NULL &&
+		memchr(p + 12, ' ', tlen - 12) == NULL))
 		return 0;
 	while (semi != NULL) {
 		const char *name = ows(semi + 1), *eq, *val;
@@ -234,15 +235,15 @@ req_json_ctype(const char *ct)
 			return 0;
 		val = eq + 1;
 		vlen = semi ? (size_t)(semi - val) : strlen(val);
-		while (vlen > 0 && (val[vlen - 1] == ' ' ||
-		    val[vlen - 1] == '\t'))
+		while (
+		    vlen > 0 && (val[vlen - 1] == ' ' || val[vlen - 1] == '\t'))
 			vlen--;
 		if (vlen >= 2 && val[0] == '"' && val[vlen - 1] == '"')
 			val++, vlen -= 2;
 		if ((size_t)(eq - name) == 7 &&
 		    strncasecmp(name, "charset", 7) == 0 &&
 		    !((vlen == 5 && strncasecmp(val, "utf-8", 5) == 0) ||
-		      (vlen == 4 && strncasecmp(val, "utf8", 4) == 0)))
+			(vlen == 4 && strncasecmp(val, "utf8", 4) == 0)))
 			return 0;
 	}
 	return 1;
@@ -308,8 +309,7 @@ req_etags(const char *h, uint64_t *v, int max, int *weak)
  * malformed, repeated or too long.
  */
 int
-req_query(const char *q, const char *name, char *out, size_t cap,
-    size_t *len)
+req_query(const char *q, const char *name, char *out, size_t cap, size_t *len)
 {
 	size_t nlen = strlen(name);
 	int found = 0;
@@ -331,7 +331,7 @@ req_query(const char *q, const char *name, char *out, size_t cap,
 			if (req_pct_decode(tmp, vlen, out, cap, len) == -1)
 				return -1;
 		} else if (plen == nlen && strncmp(q, name, nlen) == 0)
-			return -1;	/* "name" with no "=" */
+			return -1; /* "name" with no "=" */
 		q += plen;
 		if (*q == '&')
 			q++;
@@ -373,8 +373,8 @@ b64url_encode(const unsigned char *in, size_t len, char *out, size_t cap)
 
 /* Decode unpadded base64url; -1 if malformed or longer than cap. */
 int
-b64url_decode(const char *in, size_t len, unsigned char *out, size_t cap,
-    size_t *outlen)
+b64url_decode(
+    const char *in, size_t len, unsigned char *out, size_t cap, size_t *outlen)
 {
 	unsigned v = 0;
 	size_t o = 0, bits = 0;
@@ -397,7 +397,7 @@ b64url_decode(const char *in, size_t len, unsigned char *out, size_t cap,
 		}
 	}
 	if (v != 0)
-		return -1;	/* non-canonical trailing bits */
+		return -1; /* non-canonical trailing bits */
 	*outlen = o;
 	return 0;
 }

@@ -22,24 +22,24 @@
 #define KEY_PREFIX "/api/data/"
 
 static const struct route {
-	const char *path;	/* exact, or a prefix when it ends in '/' */
+	const char *path; /* exact, or a prefix when it ends in '/' */
 	const char *method;
-	int auth;		/* needs a Bearer token */
-	int body;		/* takes a JSON body */
+	int auth; /* needs a Bearer token */
+	int body; /* takes a JSON body */
 	enum err (*fn)(struct req *);
 } routes[] = {
-	{"/api/register", "POST", 0, 1, h_register},
-	{"/api/token", "POST", 0, 1, h_token},
-	{"/api/token", "DELETE", 1, 0, h_token_delete},
-	{"/api/data", "POST", 1, 1, h_data_post},
-	{"/api/data", "GET", 1, 0, h_data_list},
-	{"/api/data", "HEAD", 1, 0, h_data_list},
-	{KEY_PREFIX, "GET", 1, 0, h_data_get},
-	{KEY_PREFIX, "HEAD", 1, 0, h_data_get},
-	{KEY_PREFIX, "PUT", 1, 1, h_data_put},
-	{KEY_PREFIX, "DELETE", 1, 0, h_data_delete},
-	{"/api/health", "GET", 0, 0, h_health},
-	{"/api/health", "HEAD", 0, 0, h_health},
+    {"/api/register", "POST", 0, 1, h_register},
+    {"/api/token", "POST", 0, 1, h_token},
+    {"/api/token", "DELETE", 1, 0, h_token_delete},
+    {"/api/data", "POST", 1, 1, h_data_post},
+    {"/api/data", "GET", 1, 0, h_data_list},
+    {"/api/data", "HEAD", 1, 0, h_data_list},
+    {KEY_PREFIX, "GET", 1, 0, h_data_get},
+    {KEY_PREFIX, "HEAD", 1, 0, h_data_get},
+    {KEY_PREFIX, "PUT", 1, 1, h_data_put},
+    {KEY_PREFIX, "DELETE", 1, 0, h_data_delete},
+    {"/api/health", "GET", 0, 0, h_health},
+    {"/api/health", "HEAD", 0, 0, h_health},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
@@ -84,8 +84,8 @@ allow_for(const struct route *rt, char *buf, size_t cap)
 	buf[0] = '\0';
 	for (size_t i = 0; i < NROUTES; i++)
 		if (strcmp(routes[i].path, rt->path) == 0)
-			o += (size_t)snprintf(buf + o, cap - o, "%s, ",
-			    routes[i].method);
+			o += (size_t)snprintf(
+			    buf + o, cap - o, "%s, ", routes[i].method);
 	snprintf(buf + (o < cap ? o : cap - 1), cap - (o < cap ? o : cap - 1),
 	    "OPTIONS");
 	return buf;
@@ -118,8 +118,8 @@ write_cors(FCGX_Stream *out, const struct req *r)
 	n = strlen(r->origin);
 	for (p = o; *p; p += strcspn(p, " ")) {
 		p += strspn(p, " ");
-		if (strncmp(p, r->origin, n) == 0 && (p[n] == ' ' ||
-		    p[n] == '\0')) {
+		if (strncmp(p, r->origin, n) == 0 &&
+		    (p[n] == ' ' || p[n] == '\0')) {
 			hdr(out, "Access-Control-Allow-Origin: %s\r\n",
 			    r->origin);
 			return;
@@ -134,12 +134,13 @@ write_preflight(FCGX_Stream *out, const struct req *r)
 	write_cors(out, r);
 	FCGX_PutS(expose, out);
 	FCGX_PutS("Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,"
-	    "DELETE\r\n", out);
+		  "DELETE\r\n",
+	    out);
 	if (r->acrh != NULL && *r->acrh && header_safe(r->acrh))
-		hdr(out, "Access-Control-Allow-Headers: %s\r\n",
-		    r->acrh);
+		hdr(out, "Access-Control-Allow-Headers: %s\r\n", r->acrh);
 	FCGX_PutS("Vary: Access-Control-Request-Headers\r\n"
-	    "Content-Length: 0\r\n\r\n", out);
+		  "Content-Length: 0\r\n\r\n",
+	    out);
 }
 
 /* Write the response r describes, or the error e. */
@@ -191,7 +192,8 @@ write_response(FCGX_Stream *out, struct req *r, enum err e)
 
 	hdr(out, "Status: %d %s\r\n", status, http_reason(status));
 	FCGX_PutS("Content-Type: application/json; charset=utf-8\r\n"
-	    "Cache-Control: no-store\r\n", out);
+		  "Cache-Control: no-store\r\n",
+	    out);
 	write_cors(out, r);
 	FCGX_PutS(expose, out);
 	if (e == ERR_OK && r->location[0])
@@ -201,8 +203,8 @@ write_response(FCGX_Stream *out, struct req *r, enum err e)
 	if (e == ERR_METHOD_NOT_ALLOWED && r->allow)
 		hdr(out, "Allow: %s\r\n", r->allow);
 	if (e == ERR_INVALID_TOKEN)
-		hdr(out, "WWW-Authenticate: %s\r\n", r->www_auth ?
-		    r->www_auth : "Bearer realm=\"kvapi\"");
+		hdr(out, "WWW-Authenticate: %s\r\n",
+		    r->www_auth ? r->www_auth : "Bearer realm=\"kvapi\"");
 	hdr(out, "Content-Length: %zu\r\n\r\n", strlen(text));
 	FCGX_PutStr(text, (int)strlen(text), out);
 	cJSON_free(text);
@@ -210,10 +212,11 @@ write_response(FCGX_Stream *out, struct req *r, enum err e)
 oom:
 	/* No memory for cJSON: a fixed answer that needs none. */
 	FCGX_PutS("Status: 500 Internal Server Error\r\n"
-	    "Content-Type: application/json; charset=utf-8\r\n\r\n"
-	    "{\"status\":\"error\",\"code\":\"INTERNAL_SERVER_ERROR\","
-	    "\"message\":\"An internal server error occurred. Please try "
-	    "again later.\"}", out);
+		  "Content-Type: application/json; charset=utf-8\r\n\r\n"
+		  "{\"status\":\"error\",\"code\":\"INTERNAL_SERVER_ERROR\","
+		  "\"message\":\"An internal server error occurred. Please try "
+		  "again later.\"}",
+	    out);
 }
 
 /*
@@ -256,8 +259,8 @@ read_body(FCGX_Stream *in, struct req *r)
 			}
 			r->body = nb;
 		}
-		n = FCGX_GetStr(r->body + r->bodylen, (int)(cap - r->bodylen),
-		    in);
+		n = FCGX_GetStr(
+		    r->body + r->bodylen, (int)(cap - r->bodylen), in);
 		if (n <= 0)
 			break;
 		r->bodylen += (size_t)n;
@@ -339,12 +342,11 @@ dispatch(FCGX_Request *f, struct req *r)
 			return ERR_UNSUPPORTED_MEDIA_TYPE;
 		if (body != ERR_OK)
 			return body;
-		if ((e = json_parse_body(r->body, r->bodylen,
-		    &r->json)) != ERR_OK)
+		if ((e = json_parse_body(r->body, r->bodylen, &r->json)) !=
+		    ERR_OK)
 			return e;
 	}
-	if (rt->path[strlen(rt->path) - 1] == '/' &&
-	    (e = url_key(r)) != ERR_OK)
+	if (rt->path[strlen(rt->path) - 1] == '/' && (e = url_key(r)) != ERR_OK)
 		return e;
 	return rt->fn(r);
 }

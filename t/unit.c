@@ -52,8 +52,8 @@ value_of(const char *s, char *out, size_t cap)
 	enum err e = json_parse_body(s, strlen(s), &j);
 
 	if (e == ERR_OK)
-		e = json_value_print(cJSON_GetObjectItemCaseSensitive(j,
-		    "value"), &v, &len);
+		e = json_value_print(
+		    cJSON_GetObjectItemCaseSensitive(j, "value"), &v, &len);
 	if (e == ERR_OK)
 		snprintf(out, cap, "%s", v);
 	cJSON_free(v);
@@ -75,10 +75,12 @@ main(void)
 
 	/* UTF-8 */
 	ok(utf8_valid("h\xc3\xa9\xe2\x98\x83\xf0\x9f\x98\x80", 10, &len) &&
-	    len == 4, "utf8: valid mixed, 4 code points");
+		len == 4,
+	    "utf8: valid mixed, 4 code points");
 	ok(!utf8_valid("\xc0\xaf", 2, NULL), "utf8: overlong refused");
 	ok(!utf8_valid("\xed\xa0\x80", 3, NULL), "utf8: surrogate refused");
-	ok(!utf8_valid("\xf4\x90\x80\x80", 4, NULL), "utf8: > U+10FFFF refused");
+	ok(!utf8_valid("\xf4\x90\x80\x80", 4, NULL),
+	    "utf8: > U+10FFFF refused");
 	ok(!utf8_valid("\xe2\x98", 2, NULL), "utf8: truncated refused");
 	ok(!utf8_valid("\xff", 1, NULL), "utf8: 0xFF refused");
 
@@ -108,20 +110,24 @@ main(void)
 
 	/* Authorization */
 	s = "Bearer 8YQX-T9-wHG6X59GypQ8zgI2TFtLf0BTKK-xV_-yhdk";
-	ok(req_bearer(s, tok) == 0 && strcmp(tok, s + 7) == 0,
-	    "bearer: ok");
-	ok(req_bearer("bEaReR 8YQX-T9-wHG6X59GypQ8zgI2TFtLf0BTKK-xV_-yhdk",
-	    tok) == 0, "bearer: scheme case-insensitive");
-	ok(req_bearer("Bearer  8YQX-T9-wHG6X59GypQ8zgI2TFtLf0BTKK-xV_-yhdk",
-	    tok) == 0, "bearer: several spaces");
+	ok(req_bearer(s, tok) == 0 && strcmp(tok, s + 7) == 0, "bearer: ok");
+	ok(req_bearer(
+	       "bEaReR 8YQX-T9-wHG6X59GypQ8zgI2TFtLf0BTKK-xV_-yhdk", tok) == 0,
+	    "bearer: scheme case-insensitive");
+	ok(req_bearer(
+	       "Bearer  8YQX-T9-wHG6X59GypQ8zgI2TFtLf0BTKK-xV_-yhdk", tok) == 0,
+	    "bearer: several spaces");
 	ok(req_bearer("Bearer 8YQX-T9-wHG6X59GypQ8zgI2TFtLf0BTKK-xV_-yhdkx",
-	    tok) == -1, "bearer: trailing junk refused");
-	ok(req_bearer("Bearer 8YQX-T9-wHG6X59GypQ8zgI2TFtLf0BTKK-xV_-yhd=",
-	    tok) == -1, "bearer: padding refused");
+	       tok) == -1,
+	    "bearer: trailing junk refused");
+	ok(req_bearer(
+	       "Bearer 8YQX-T9-wHG6X59GypQ8zgI2TFtLf0BTKK-xV_-yhd=", tok) == -1,
+	    "bearer: padding refused");
 	ok(req_bearer("Bearer", tok) == -1, "bearer: no token");
 	ok(req_bearer("Basic dXNlcjpwYXNz", tok) == -1, "bearer: Basic");
-	ok(req_bearer("Bearer8YQX-T9-wHG6X59GypQ8zgI2TFtLf0BTKK-xV_-yhdk",
-	    tok) == -1, "bearer: no space");
+	ok(req_bearer(
+	       "Bearer8YQX-T9-wHG6X59GypQ8zgI2TFtLf0BTKK-xV_-yhdk", tok) == -1,
+	    "bearer: no space");
 
 	/* Content-Type */
 	ok(req_json_ctype("application/json"), "ctype: plain");
@@ -177,7 +183,8 @@ main(void)
 	/* NUL escapes: flagged, never truncated */
 	j = NULL;
 	ok(json_parse_body("{\"key\":\"a\\u0000b\",\"x\":\"ok\"}", 27, &j) ==
-	    ERR_OK, "nul: body parses");
+		ERR_OK,
+	    "nul: body parses");
 	ok(json_string(j, "key", &s, &len) == JF_WRONG,
 	    "nul: flagged member is not read");
 	ok(json_string(j, "x", &s, &len) == JF_OK && strcmp(s, "ok") == 0,
@@ -186,17 +193,20 @@ main(void)
 	    "names are case-sensitive");
 	cJSON_Delete(j);
 	ok(value_of("{\"value\":{\"a\":\"\\u0000\"}}", out, sizeof out) ==
-	    ERR_INVALID_VALUE, "nul: inside a value refused");
+		ERR_INVALID_VALUE,
+	    "nul: inside a value refused");
 	ok(value_of("{\"value\":\"a\\\\u0000\"}", out, sizeof out) == ERR_OK &&
-	    strcmp(out, "\"a\\\\u0000\"") == 0, "nul: escaped backslash ok");
+		strcmp(out, "\"a\\\\u0000\"") == 0,
+	    "nul: escaped backslash ok");
 
 	/* values */
 	ok(value_of("{\"value\": [1, 2.5, true, {\"a\": \"\\u00e9\"}]}", out,
-	    sizeof out) == ERR_OK &&
-	    strcmp(out, "[1,2.5,true,{\"a\":\"\xc3\xa9\"}]") == 0,
+	       sizeof out) == ERR_OK &&
+		strcmp(out, "[1,2.5,true,{\"a\":\"\xc3\xa9\"}]") == 0,
 	    "value: printed compact");
 	ok(value_of("{\"value\":12345678901234567890}", out, sizeof out) ==
-	    ERR_OK && strcmp(out, "1.2345678901234567e+19") == 0,
+		    ERR_OK &&
+		strcmp(out, "1.2345678901234567e+19") == 0,
 	    "value: big integer as a double");
 	ok(value_of("{\"value\":1e400}", out, sizeof out) == ERR_INVALID_VALUE,
 	    "value: infinity refused");
@@ -206,20 +216,23 @@ main(void)
 	    "value: missing refused");
 	cfg.value_max = 5;
 	ok(value_of("{\"value\":\"abcd\"}", out, sizeof out) ==
-	    ERR_INVALID_VALUE, "value: over value_max refused");
+		ERR_INVALID_VALUE,
+	    "value: over value_max refused");
 	ok(value_of("{\"value\":\"abc\"}", out, sizeof out) == ERR_OK,
 	    "value: at value_max ok");
 
 	/* tokens */
 	ok(auth_token_new(tok, h1) == 0 && strlen(tok) == TOKEN_LEN &&
-	    req_bearer("Bearer x", tok) == -1, "token: 43 chars");
+		req_bearer("Bearer x", tok) == -1,
+	    "token: 43 chars");
 	auth_token_hash(tok, h2);
 	ok(memcmp(h1, h2, HASH_LEN) == 0, "token: stored hash is SHA-256");
 	{
 		char line[64];
 
 		snprintf(line, sizeof line, "Bearer %s", tok);
-		ok(req_bearer(line, out) == 0, "token: passes the header check");
+		ok(req_bearer(line, out) == 0,
+		    "token: passes the header check");
 	}
 
 	printf("1..%d\n", n);

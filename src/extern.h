@@ -139,6 +139,7 @@ size_t req_pct_encode(const char *, size_t, char *, size_t);
 int req_bearer(const char *, char *);
 int req_json_ctype(const char *);
 int req_key_valid(const char *, size_t);
+int user_name_valid(const char *, size_t);
 void req_etag(uint64_t, char *);
 size_t b64url_encode(const unsigned char *, size_t, char *, size_t);
 int b64url_decode(const char *, size_t, unsigned char *, size_t, size_t *);
@@ -157,7 +158,7 @@ enum err json_parse_body(const char *, size_t, struct cJSON **);
 enum json_field
 json_string(const struct cJSON *, const char *, const char **, size_t *);
 int json_has_nul(const struct cJSON *);
-enum err json_value_print(const struct cJSON *, char **, size_t *);
+enum err json_value_print(struct cJSON *, char **, size_t *);
 
 /* auth.c */
 int auth_init(void);

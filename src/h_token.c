@@ -29,8 +29,11 @@ h_token(struct req *r)
 	    len == 0 || !cJSON_IsString(pw) || pw->valuestring[0] == '\0')
 		return ERR_MISSING_FIELDS;
 
-	d = strlen(user) > 64 ? DBR_NONE
-			      : db_user_lookup(user, &uid, hash, sizeof hash);
+	/* A name registration would refuse is nobody's: no look-up (the
+	 * column's collation would ignore trailing spaces). */
+	d = !user_name_valid(user, len)
+	    ? DBR_NONE
+	    : db_user_lookup(user, &uid, hash, sizeof hash);
 	if (d == DBR_DOWN)
 		return ERR_SERVICE_UNAVAILABLE;
 	if (d != DBR_OK && d != DBR_NONE)

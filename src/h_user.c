@@ -18,16 +18,6 @@
 #define EMAIL_MAX    254
 #define PASSWORD_MAX 72 /* bcrypt's limit, in bytes */
 
-static int
-username_ok(const char *s, size_t len)
-{
-	if (len < 3 || len > 64)
-		return 0;
-	return strspn(s,
-		   "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-		   "0123456789_.-") == len;
-}
-
 /* One '@', a non-empty local part, a dot inside the domain, no spaces. */
 static int
 email_ok(const char *s, size_t len)
@@ -63,7 +53,7 @@ validate(const cJSON *j, const char **user, const char **email, const char **pw,
 	size_t len, chars;
 
 	if (json_string(j, "username", user, &len) != JF_OK ||
-	    !username_ok(*user, len))
+	    !user_name_valid(*user, len))
 		return ERR_INVALID_REQUEST;
 	if (json_string(j, "email", email, &len) != JF_OK ||
 	    !email_ok(*email, len))

@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -334,14 +335,42 @@ json_has_nul(const cJSON *it)
 	return (it->type & JSON_NUL) != 0;
 }
 
+/*
+ * cJSON 1.7.15 prints a double with %1.15g whenever that reads back
+ * "close enough", which loses digits (9007199254740993, 0.1 + 0.2, and
+ * DBL_MAX, which then reads back as infinity).  So each number of a value
+ * becomes a raw item holding the shortest of %.15g, %.16g and %.17g that
+ * reads back to the very same double, as JavaScript prints it.  Returns 0
+ * for a number that is not finite, -1 on OOM.
+ */
 static int
-all_finite(const cJSON *it)
+exact_numbers(cJSON *it)
 {
-	if (cJSON_IsNumber(it) && !isfinite(it->valuedouble))
-		return 0;
-	for (it = it->child; it != NULL; it = it->next)
-		if (!all_finite(it))
+	char buf[32], *raw;
+	int r;
+
+	if (cJSON_IsNumber(it)) {
+		double d = it->valuedouble;
+
+		if (!isfinite(d))
 			return 0;
+		if (d == floor(d) && fabs(d) < 1e21)
+			snprintf(buf, sizeof buf, "%.0f", d);	/* as JS */
+		else
+			for (int prec = 15; prec <= 17; prec++) {
+				snprintf(buf, sizeof buf, "%.*g", prec, d);
+				if (strtod(buf, NULL) == d)
+					break;
+			}
+		if ((raw = strdup(buf)) == NULL)
+			return -1;
+		it->type = cJSON_Raw | (it->type & JSON_NUL);
+		it->valuestring = raw;
+		return 1;
+	}
+	for (it = it->child; it != NULL; it = it->next)
+		if ((r = exact_numbers(it)) != 1)
+			return r;
 	return 1;
 }
 
@@ -352,12 +381,15 @@ all_finite(const cJSON *it)
  * value_max) is ERR_INVALID_VALUE.  On success *out is malloc'd.
  */
 enum err
-json_value_print(const cJSON *it, char **out, size_t *len)
+json_value_print(cJSON *it, char **out, size_t *len)
 {
+	int r;
+
 	*out = NULL;
-	if (it == NULL || cJSON_IsNull(it) || (it->type & JSON_NUL) ||
-	    !all_finite(it))
+	if (it == NULL || cJSON_IsNull(it) || (it->type & JSON_NUL))
 		return ERR_INVALID_VALUE;
+	if ((r = exact_numbers(it)) != 1)
+		return r == 0 ? ERR_INVALID_VALUE : ERR_INTERNAL;
 	if ((*out = cJSON_PrintUnformatted(it)) == NULL)
 		return ERR_INTERNAL;
 	*len = strlen(*out);

@@ -88,11 +88,48 @@ req_text_valid(const char *s, size_t len, size_t min, size_t max)
 	return 1;
 }
 
-/* A key is 1..KEY_MAX bytes of such text. */
+/* A username: 3..64 of [A-Za-z0-9_.-]. */
+int
+user_name_valid(const char *s, size_t len)
+{
+	if (len < 3 || len > 64)
+		return 0;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789_.-") == len;
+}
+
+/*
+ * nginx resolves "." and ".." segments (also those spelled %2E and %2F)
+ * before it picks a location, so a key whose path climbs out of /api/
+ * (from /api/data/, two ".." more than real segments) would land outside
+ * the API and could never be read or deleted.  Such keys are refused.
+ */
+static int
+key_reachable(const char *k, size_t len)
+{
+	int depth = 1; /* levels we may climb and stay in /api/ */
+
+	for (size_t i = 0; i <= len;) {
+		size_t n = 0;
+
+		while (i + n < len && k[i + n] != '/')
+			n++;
+		if (n == 2 && k[i] == '.' && k[i + 1] == '.') {
+			if (depth-- == 0)
+				return 0;
+		} else if (n > 1 || (n == 1 && k[i] != '.'))
+			depth++;
+		i += n + 1;
+	}
+	return 1;
+}
+
+/* A key is 1..KEY_MAX bytes of such text that nginx can route. */
 int
 req_key_valid(const char *k, size_t len)
 {
-	return len <= KEY_MAX && req_text_valid(k, len, 1, KEY_MAX);
+	return len <= KEY_MAX && req_text_valid(k, len, 1, KEY_MAX) &&
+	    key_reachable(k, len);
 }
 
 static int

@@ -116,14 +116,16 @@ write_cors(FCGX_Stream *out, const struct req *r)
 	if (r->origin == NULL || !header_safe(r->origin))
 		return;
 	n = strlen(r->origin);
-	for (p = o; *p; p += strcspn(p, " ")) {
-		p += strspn(p, " ");
-		if (strncmp(p, r->origin, n) == 0 &&
-		    (p[n] == ' ' || p[n] == '\0')) {
+	/* Compare whole entries: an Origin holding spaces matches none. */
+	for (p = o + strspn(o, " "); *p; p += strspn(p, " ")) {
+		size_t elen = strcspn(p, " ");
+
+		if (elen == n && memcmp(p, r->origin, n) == 0) {
 			hdr(out, "Access-Control-Allow-Origin: %s\r\n",
 			    r->origin);
 			return;
 		}
+		p += elen;
 	}
 }
 
@@ -318,11 +320,20 @@ static enum err
 dispatch(FCGX_Request *f, struct req *r)
 {
 	const struct route *rt = NULL, *any = NULL;
+	const char *path = r->path;
 	static char allow[128];
 	enum err e, body;
 
+	/*
+	 * Routes match PATH_INFO, except that a raw URI under /api/data/ is
+	 * always a key: nginx has already resolved dot segments in
+	 * PATH_INFO, so the key ".." would otherwise look like /api/.
+	 */
+	if (r->uri != NULL &&
+	    strncmp(r->uri, KEY_PREFIX, sizeof KEY_PREFIX - 1) == 0)
+		path = r->uri;
 	for (size_t i = 0; i < NROUTES && rt == NULL; i++)
-		if (path_match(&routes[i], r->path)) {
+		if (path_match(&routes[i], path)) {
 			any = &routes[i];
 			if (strcmp(routes[i].method, r->method) == 0)
 				rt = &routes[i];

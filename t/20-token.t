@@ -236,30 +236,9 @@ subtest 'a token reaches only its own user' => sub {
     is_whoami(whoami($s, "Bearer $a2"), $ua, "A's second token is A's");
 };
 
-subtest 'INVALID_CREDENTIALS takes as long for an unknown user' => sub {
-    # bcrypt cost 12 makes the hash dominate: if the unknown-user path skipped
-    # hashing it would be at least ten times faster.
-    my $s12 = KVTest->start(bcrypt_cost => 12);
-    my $r = $s12->register(username => 'slow_user', email => 'slow@example.com',
-                           password => 'slow password', full_name => 'Slow');
-    is $r->{status}, 201, 'setup: registered at cost 12' or diag $r->{body};
-    my (@known, @unknown);
-    for (1 .. 3) {
-        my $t0 = time;
-        $r = token_req($s12, { username => 'slow_user', password => 'wrong password' });
-        push @known, time - $t0;
-        $s12->error_is($r, 'INVALID_CREDENTIALS', 'wrong password');
-        $t0 = time;
-        $r = token_req($s12, { username => "nobody_$_", password => 'wrong password' });
-        push @unknown, time - $t0;
-        $s12->error_is($r, 'INVALID_CREDENTIALS', 'unknown user');
-    }
-    my ($k) = (sort { $a <=> $b } @known)[1];
-    my ($u) = (sort { $a <=> $b } @unknown)[1];
-    cmp_ok $u, '>=', $k / 3, sprintf('unknown user %.0f ms vs wrong password %.0f ms (medians)',
-        $u * 1000, $k * 1000);
-    $s12->stop;
-};
+# That unknown users cost the same bcrypt work as a wrong password is shown
+# by bench/ (a ratio of medians), not here: timed tests are flaky on shared
+# machines.
 
 subtest 'expiry after token_lifetime' => sub {
     my $s1 = KVTest->start(token_lifetime => 1);

@@ -284,8 +284,8 @@ subtest 'NOT_FOUND' => sub {
 subtest 'METHOD_NOT_ALLOWED' => sub {
     my @cases = (
         [ '/api/register', 'POST, OPTIONS', qw(GET PUT DELETE PATCH) ],
-        [ '/api/token',    'POST, OPTIONS', qw(GET PUT PATCH) ],
-        [ '/api/data',     'POST, OPTIONS', qw(PUT DELETE PATCH) ],
+        [ '/api/token',    'POST, DELETE, OPTIONS', qw(GET PUT PATCH) ],
+        [ '/api/data',     'POST, GET, HEAD, OPTIONS', qw(PUT DELETE PATCH) ],
         [ '/api/data/there', 'GET, HEAD, PUT, DELETE, OPTIONS', qw(POST PATCH) ],
         [ '/api/data/no-such-key', 'GET, HEAD, PUT, DELETE, OPTIONS', qw(POST PATCH) ],
         [ '/api/data/a%2Fb%20c', 'GET, HEAD, PUT, DELETE, OPTIONS', qw(POST PATCH) ],

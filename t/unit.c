@@ -107,6 +107,12 @@ main(void)
 	ok(!req_key_valid("a\xc2\x85", 3), "key: C1 (NEL) refused");
 	ok(req_key_valid("a\xc2\xa0", 3), "key: NBSP ok");
 	ok(!req_key_valid("a\xff", 2), "key: invalid UTF-8 refused");
+	ok(req_key_valid("..", 2) && req_key_valid("../x", 4) &&
+		req_key_valid("a/../../x", 9) && req_key_valid("./.", 3),
+	    "key: dot segments that stay under /api/ are fine");
+	ok(!req_key_valid("../..", 5) && !req_key_valid("../../x", 7) &&
+		!req_key_valid("a/../../..", 10),
+	    "key: dot segments climbing out of /api/ refused");
 
 	/* Authorization */
 	s = "Bearer 8YQX-T9-wHG6X59GypQ8zgI2TFtLf0BTKK-xV_-yhdk";
@@ -205,9 +211,15 @@ main(void)
 		strcmp(out, "[1,2.5,true,{\"a\":\"\xc3\xa9\"}]") == 0,
 	    "value: printed compact");
 	ok(value_of("{\"value\":12345678901234567890}", out, sizeof out) ==
-		    ERR_OK &&
-		strcmp(out, "1.2345678901234567e+19") == 0,
-	    "value: big integer as a double");
+		ERR_OK &&
+	    strcmp(out, "12345678901234567168") == 0,
+	    "value: big integer as its double, digits in full");
+	ok(value_of("{\"value\":[9007199254740993,0.30000000000000004,"
+		    "1.7976931348623157e308,1e21,-0.5,1e-7]}",
+		out, sizeof out) == ERR_OK &&
+		strcmp(out, "[9007199254740992,0.30000000000000004,"
+			    "1.7976931348623157e+308,1e+21,-0.5,1e-07]") == 0,
+	    "value: numbers print exactly (cJSON alone would lose digits)");
 	ok(value_of("{\"value\":1e400}", out, sizeof out) == ERR_INVALID_VALUE,
 	    "value: infinity refused");
 	ok(value_of("{\"value\":null}", out, sizeof out) == ERR_INVALID_VALUE,

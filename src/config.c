@@ -19,7 +19,7 @@
 
 struct config cfg;
 
-enum ktype { K_STR, K_UINT, K_LL, K_SIZE, K_COST, K_LEVEL };
+enum ktype { K_STR, K_UINT, K_LL, K_SIZE, K_COST, K_LEVEL, K_NGINX };
 
 static const struct key {
 	const char *name;
@@ -54,6 +54,9 @@ static const struct key {
 	1},
     {"cors_origins", K_STR, offsetof(struct config, cors_origins), 0, 0, 1},
     {"log_level", K_LEVEL, offsetof(struct config, log_level), 0, 0, 1},
+    /* Read by script/stack for the nginx site; the worker ignores them. */
+    {"auth_rate", K_NGINX, 0, 0, 0, 1},
+    {"auth_burst", K_NGINX, 0, 0, 0, 1},
 };
 
 static void
@@ -96,6 +99,8 @@ set_key(const struct key *k, const char *val, const char *where)
 	long long n;
 
 	switch (k->type) {
+	case K_NGINX:
+		return 0;
 	case K_STR:
 		free(*(char **)p);
 		*(char **)p = *val ? strdup(val) : NULL;

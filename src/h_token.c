@@ -15,7 +15,7 @@
 enum err
 h_token(struct req *r)
 {
-	const cJSON *pw;
+	const cJSON *pw, *name;
 	const char *user;
 	char hash[CRYPT_OUTPUT_SIZE], tok[TOKEN_LEN + 1];
 	unsigned char th[HASH_LEN];
@@ -24,10 +24,14 @@ h_token(struct req *r)
 	enum dbr d;
 	int ok;
 
+	/* Strings holding a \u0000 are still strings: they match nobody. */
+	name = cJSON_GetObjectItemCaseSensitive(r->json, "username");
 	pw = cJSON_GetObjectItemCaseSensitive(r->json, "password");
-	if (json_string(r->json, "username", &user, &len) != JF_OK ||
-	    len == 0 || !cJSON_IsString(pw) || pw->valuestring[0] == '\0')
+	if (!cJSON_IsString(name) || name->valuestring[0] == '\0' ||
+	    !cJSON_IsString(pw) || pw->valuestring[0] == '\0')
 		return ERR_MISSING_FIELDS;
+	user = name->valuestring;
+	len = json_has_nul(name) ? 0 : strlen(user);
 
 	/* A name registration would refuse is nobody's: no look-up (the
 	 * column's collation would ignore trailing spaces). */

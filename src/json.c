@@ -354,8 +354,9 @@ exact_numbers(cJSON *it)
 
 		if (!isfinite(d))
 			return 0;
-		if (d == floor(d) && fabs(d) < 1e21)
-			snprintf(buf, sizeof buf, "%.0f", d);	/* as JS */
+		/* Integers a double holds exactly print plainly. */
+		if (d == floor(d) && fabs(d) < 9007199254740992.0)
+			snprintf(buf, sizeof buf, "%.0f", d);
 		else
 			for (int prec = 15; prec <= 17; prec++) {
 				snprintf(buf, sizeof buf, "%.*g", prec, d);

@@ -1,9 +1,9 @@
 /*
  * kvapi: a FastCGI worker for the key-value API.  spawn-fcgi hands it the
  * listening socket on fd 0 and multiwatch keeps N of them running; each
- * loops on FCGX_Accept_r and serves one request at a time.  SIGTERM (or
- * SIGINT) lets the request in hand finish, then the loop ends.  A worker
- * never exits because the database is down: it answers 503 and
+ * loops on FCGX_Accept_r and serves one request at a time.  SIGTERM
+ * (SIGINT, SIGUSR1) lets the request in hand finish, then the loop ends.
+ * A worker never exits because the database is down: it answers 503 and
  * reconnects by itself.
  */
 #include "config.h"
@@ -102,17 +102,20 @@ main(int argc, char *argv[])
 	if (config_load(conf) == -1)
 		return 1;
 
+	if (FCGX_Init() != 0 || FCGX_InitRequest(&req, 0, 0) != 0) {
+		fprintf(stderr, "kvapi: cannot initialise libfcgi\n");
+		return 1;
+	}
+	/* After FCGX_Init, which installs handlers of its own. */
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_term; /* no SA_RESTART: see on_term */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	/* multiwatch's graceful signal (its -s option is off by one). */
+	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (FCGX_Init() != 0 || FCGX_InitRequest(&req, 0, 0) != 0) {
-		fprintf(stderr, "kvapi: cannot initialise libfcgi\n");
-		return 1;
-	}
 	if (FCGX_IsCGI()) {
 		fprintf(stderr,
 		    "kvapi: fd 0 is not a FastCGI socket; run me "

@@ -145,7 +145,7 @@ subtest 'INVALID_REQUEST: username rules' => sub {
     }
     my $b = body(username => sprintf('q%02d', $seq++ % 100));
     created(post($b), $b, '3 characters accepted');
-    $b = body(username => 'u' x 58 . uniq('_'));
+    $b = body(username => 'u' x 60 . uniq('_'));
     is length $b->{username}, 64, 'built a 64-character username';
     created(post($b), $b, '64 characters accepted');
     $b = body(username => uniq('Az09_.-'));

@@ -1,0 +1,469 @@
+package KVTest;
+
+# Test harness in the manner of Test::Nginx: every test file starts its own
+# kvapi stack (nginx + FastCGI workers + a database of its own) in a temp
+# directory on a free port, talks real HTTP to it, and when it ends stops
+# the stack and fails if the logs show alerts, crashes or sanitizer
+# reports.  Starting and stopping is script/stack's job; this module only
+# decides names, ports and the config.
+#
+#   my $s = KVTest->start(%conf);      # kvapi.conf keys; plus workers => N,
+#                                      # private_db => 1 (own MariaDB)
+#   my $res = $s->request(POST => '/api/register', {json => {...}});
+#   $s->error_is($res, 'INVALID_JSON', 'bad body');
+#
+# With KVAPI_TEST_DB_VAR set (script/test does) every file uses that
+# MariaDB, each with a fresh database and user; otherwise each file starts
+# a MariaDB of its own.  KVAPI_TEST_KEEP=1 keeps the temp directory.  The
+# worker is $KVAPI_BUILDDIR/src/kvapi unless KVAPI_BIN names another.
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Path qw(remove_tree);
+use File::Spec;
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use IO::Select;
+use IO::Socket::INET;
+use JSON::PP;
+use POSIX ();
+use Test::More ();
+
+# The error table of API.md ("Validation and errors" and "Beyond the
+# seed"), word for word: code => [HTTP status, message].
+our %ERRORS = (
+    INVALID_REQUEST => [400, 'Invalid request. Please provide all required fields: username, email, password, full_name.'],
+    INVALID_PASSWORD => [400, 'The provided password does not meet the requirements. Password must be 8 to 72 bytes long.'],
+    INVALID_AGE => [400, 'Invalid age value. Age must be a positive integer.'],
+    INVALID_GENDER => [400, 'Invalid gender value. Gender must be a non-empty string of at most 32 characters.'],
+    USERNAME_EXISTS => [409, 'The provided username is already taken. Please choose a different username.'],
+    EMAIL_EXISTS => [409, 'The provided email is already registered. Please use a different email address.'],
+    MISSING_FIELDS => [400, 'Missing fields. Please provide both username and password.'],
+    INVALID_CREDENTIALS => [401, 'Invalid credentials. The provided username or password is incorrect.'],
+    INVALID_TOKEN => [401, 'Invalid access token provided.'],
+    INVALID_KEY => [400, 'The provided key is not valid or missing.'],
+    INVALID_VALUE => [400, 'The provided value is not valid or missing.'],
+    KEY_EXISTS => [409, 'The provided key already exists in the database. To update an existing key, use the update API.'],
+    KEY_NOT_FOUND => [404, 'The provided key does not exist in the database.'],
+    INVALID_JSON => [400, 'The request body is not valid JSON.'],
+    UNSUPPORTED_MEDIA_TYPE => [415, 'Content-Type must be application/json.'],
+    PAYLOAD_TOO_LARGE => [413, 'The request body is too large.'],
+    BAD_REQUEST => [400, 'The request could not be parsed.'],
+    NOT_FOUND => [404, 'The requested resource does not exist.'],
+    METHOD_NOT_ALLOWED => [405, 'The method is not allowed for this resource.'],
+    TOO_MANY_REQUESTS => [429, 'Too many requests. Please try again later.'],
+    SERVICE_UNAVAILABLE => [503, 'The service is temporarily unavailable. Please try again later.'],
+    INTERNAL_SERVER_ERROR => [500, 'An internal server error occurred. Please try again later.'],
+    PRECONDITION_FAILED => [412, 'The resource has changed since it was read.'],
+    INVALID_QUERY => [400, 'The query parameters are not valid.'],
+);
+
+# Headers the table puts beside some statuses ("401 + WWW-Authenticate").
+our %ERROR_HEADERS = (
+    INVALID_TOKEN => ['www-authenticate', qr/^Bearer\b/i],
+    METHOD_NOT_ALLOWED => ['allow', qr/\S/],
+    TOO_MANY_REQUESTS => ['retry-after', qr/^\d+$/],
+);
+
+# Lines that fail a test file when its logs hold them.  multiwatch says
+# only that a worker died, not how; a worker never exits by itself, so any
+# death is a crash.
+our @BAD_LOG = (
+    qr/\[(?:alert|emerg|crit)\]/,
+    qr/AddressSanitizer|LeakSanitizer|runtime error:|Segmentation fault/,
+    qr/Child\[\d+\] died|Spawning child\[\d+\] failed/,
+);
+
+our $JSON = JSON::PP->new->utf8->canonical;
+
+my $SRCDIR = $ENV{KVAPI_SRCDIR} // abs_path(dirname(__FILE__) . '/../..');
+my $BUILDDIR = $ENV{KVAPI_BUILDDIR} // $SRCDIR;
+my $STACK = "$SRCDIR/script/stack";
+my @LIVE;
+my $SEQ = 0;
+
+sub start {
+    my ($class, %conf) = @_;
+    my $self = bless {
+        workers => delete $conf{workers} // 2,
+        private_db => delete $conf{private_db},
+        conf => \%conf,
+        allow => [],
+        pid => $$,
+        http => HTTP::Tiny->new(keep_alive => 0, max_redirect => 0,
+            timeout => 120, agent => 'kvtest'),
+    }, $class;
+
+    my $shared = $ENV{KVAPI_TEST_DB_VAR};
+    undef $shared if $self->{private_db}
+        || !($shared && -S "$shared/run/mysqld.sock");
+    # Under a shared directory script/test can sweep what a killed test
+    # leaves behind.
+    my $parent = $shared ? "$shared/t" : File::Spec->tmpdir;
+    mkdir $parent;
+    $self->{dir} = tempdir('kvt-XXXXXX', DIR => $parent);
+    push @LIVE, $self;
+    _signals();
+
+    if ($shared) {
+        $self->{var} = $shared;
+    } else {
+        $self->{var} = "$self->{dir}/db";
+        $self->{own_db} = 1;
+        $self->_stack(undef, 'db-up', $self->{var});
+    }
+    $self->{db} = $self->{db_user} = sprintf 'kvt_%d_%s', $$, _random(8);
+    $self->{db_password} = _random(24);
+    $self->_stack("$self->{db_password}\n", 'db-create', $self->{var},
+        $self->{db}, $self->{db_user});
+    $self->{db_created} = 1;
+    $self->_app_up;
+    return $self;
+}
+
+sub port { $_[0]{port} }
+sub base_url { "http://127.0.0.1:$_[0]{port}" }
+sub dir { $_[0]{dir} }
+sub config_path { "$_[0]{dir}/kvapi.conf" }
+sub db_name { $_[0]{db} }
+
+# 'kvapi' (workers, spawn-fcgi, multiwatch), 'nginx' (error log) or
+# 'access' (nginx access log).
+sub log_text {
+    my ($self, $which) = @_;
+    my %file = (kvapi => 'kvapi.log', nginx => 'nginx-error.log',
+        access => 'nginx-access.log');
+    my $f = $file{$which} or die "log_text: no log '$which'";
+    open my $fh, '<', "$self->{dir}/run/log/$f" or return '';
+    local $/;
+    return scalar <$fh>;
+}
+
+# Lines matching qr// are expected in the logs (fault tests).
+sub allow_log { my $self = shift; push @{ $self->{allow} }, @_ }
+
+# The live workers: children of multiwatch, which spawn-fcgi execs into.
+sub worker_pids {
+    my ($self) = @_;
+    open my $fh, '<', "$self->{dir}/run/spawn.pid" or return;
+    chomp(my $mw = <$fh> // '');
+    my @pids;
+    for my $stat (glob '/proc/[0-9]*/stat') {
+        open my $s, '<', $stat or next;
+        my ($state, $ppid) = (<$s> // '') =~ /\) (\S) (\d+)/ or next;
+        push @pids, $stat =~ m{(\d+)} if $ppid == $mw && $state ne 'Z';
+    }
+    @pids = sort { $a <=> $b } @pids;
+    return @pids;
+}
+
+# Stop the workers and nginx, rewrite the config with more overrides, and
+# start them again on the same port if it is still free.
+sub restart_app {
+    my ($self, %conf) = @_;
+    $self->{workers} = delete $conf{workers} if exists $conf{workers};
+    %{ $self->{conf} } = (%{ $self->{conf} }, %conf);
+    $self->_stack(undef, 'app-down', "$self->{dir}/run");
+    $self->_app_up($self->{port});
+}
+
+sub db_down {
+    my ($self) = @_;
+    die "db_down needs KVTest->start(private_db => 1)\n" unless $self->{own_db};
+    $self->_stack(undef, 'db-down', $self->{var});
+}
+
+sub db_up {
+    my ($self) = @_;
+    die "db_up needs KVTest->start(private_db => 1)\n" unless $self->{own_db};
+    $self->_stack(undef, 'db-up', $self->{var});
+}
+
+sub request {
+    my ($self, $method, $path, $opt) = @_;
+    $opt //= {};
+    my %headers = %{ $opt->{headers} // {} };
+    my $body = $opt->{body};
+    if (exists $opt->{json}) {
+        $body = $JSON->encode($opt->{json});
+        $headers{'Content-Type'} = 'application/json'
+            unless grep { lc eq 'content-type' } keys %headers;
+    }
+    my $res = $self->{http}->request($method, $self->base_url . $path, {
+        headers => \%headers,
+        defined $body ? (content => $body) : (),
+    });
+    return _response($res->{status}, $res->{headers}, $res->{content});
+}
+
+# Send bytes on a new connection and parse the answer (without closing our
+# side first: nginx drops a request whose client half-closed).
+sub raw {
+    my ($self, $bytes, $timeout) = @_;
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+        PeerPort => $self->{port}, Proto => 'tcp', Timeout => 10)
+        or die "raw: connect: $!";
+    binmode $sock;
+    local $SIG{PIPE} = 'IGNORE';
+    # nginx may answer and close before it has read everything we send.
+    my $off = 0;
+    while ($off < length $bytes) {
+        my $n = syswrite($sock, $bytes, 65536, $off);
+        last unless $n;
+        $off += $n;
+    }
+    my ($data, $sel) = ('', IO::Select->new($sock));
+    while ($sel->can_read($timeout // 30)) {
+        my $n = sysread($sock, $data, 65536, length $data);
+        last unless $n;
+        last if _complete($data, $bytes =~ /\AHEAD /);
+    }
+    close $sock;
+    my $res = _parse_raw($data);
+    $res->{raw} = $data;
+    return $res;
+}
+
+sub sql {
+    my ($self, $sql) = @_;
+    my $out = $self->_stack($sql, 'sql', $self->{var}, $self->{db});
+    my %esc = (n => "\n", t => "\t", 0 => "\0", '\\' => '\\');
+    return [ map {
+        [ map { $_ eq 'NULL' ? undef : s/\\([nt0\\])/$esc{$1}/gr } split /\t/, $_, -1 ]
+    } split /\n/, $out ];
+}
+
+sub register {
+    my ($self, %fields) = @_;
+    return $self->request(POST => '/api/register', {json => \%fields});
+}
+
+# A registered user with a token; dies if the API cannot make one.
+sub new_user {
+    my ($self, $prefix) = @_;
+    my $name = sprintf '%s_%d_%d_%s', $prefix // 'u', $$, ++$SEQ, _random(4);
+    my %u = (username => $name, email => "$name\@example.com",
+        password => 'correct horse 1', full_name => "Test $name");
+    my $res = $self->register(%u);
+    die "new_user: register gave $res->{status}: $res->{body}\n"
+        unless $res->{status} == 201 && $res->{json};
+    $u{user_id} = $res->{json}{data}{user_id};
+    $res = $self->request(POST => '/api/token',
+        {json => {username => $u{username}, password => $u{password}}});
+    die "new_user: token gave $res->{status}: $res->{body}\n"
+        unless $res->{status} == 200 && $res->{json};
+    $u{token} = $res->{json}{data}{access_token};
+    return \%u;
+}
+
+sub auth { return {Authorization => "Bearer $_[1]"} }
+
+# One test: the response is error $code exactly as the contract says.
+sub error_is {
+    my ($self, $res, $code, $name) = @_;
+    my $e = $ERRORS{$code} or die "error_is: unknown error code $code";
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    Test::More::subtest($name // $code, sub {
+        Test::More::is($res->{status}, $e->[0], 'status');
+        Test::More::is($res->{headers}{'content-type'},
+            'application/json; charset=utf-8', 'content type');
+        if (my $h = $ERROR_HEADERS{$code}) {
+            Test::More::like($res->{headers}{ $h->[0] } // '', $h->[1],
+                "$h->[0] header");
+        }
+        Test::More::is_deeply($res->{json},
+            {status => 'error', code => $code, message => $e->[1]}, 'body')
+            or Test::More::diag("body: $res->{body}");
+    });
+}
+
+# Stop everything this file started; fail one test if the logs hold bad
+# lines (and stay silent when they are clean, so plans do not change).
+sub stop {
+    my ($self) = @_;
+    return if $self->{stopped} || $self->{pid} != $$;
+    $self->{stopped} = 1;
+    local $SIG{PIPE} = 'IGNORE';
+    local $?;
+    eval { $self->_stack(undef, 'app-down', "$self->{dir}/run") };
+    Test::More::diag($@) if $@;
+    if ($self->{own_db}) {
+        eval { $self->_stack(undef, 'db-down', $self->{var}) };
+    } elsif ($self->{db_created}) {
+        eval { $self->_stack(undef, 'db-drop', $self->{var}, $self->{db},
+            $self->{db_user}) };
+    }
+    Test::More::diag($@) if $@;
+
+    my @bad;
+    for my $log (qw(kvapi nginx)) {
+        for my $line (split /\n/, $self->log_text($log)) {
+            next unless grep { $line =~ $_ } @BAD_LOG;
+            next if grep { $line =~ $_ } @{ $self->{allow} };
+            push @bad, "$log: $line";
+        }
+    }
+    if (@bad) {
+        Test::More::ok(0, 'logs are free of alerts, crashes and sanitizer reports');
+        Test::More::diag(join "\n", @bad);
+    }
+    if ($ENV{KVAPI_TEST_KEEP}) {
+        Test::More::diag("kept $self->{dir}");
+    } else {
+        remove_tree($self->{dir});
+    }
+    @LIVE = grep { $_ != $self } @LIVE;
+}
+
+sub DESTROY { $_[0]->stop }
+
+END {
+    $_->stop for reverse @LIVE;
+}
+
+# Write the config and start workers + nginx, on $port or a free one.
+sub _app_up {
+    my ($self, $port) = @_;
+    my %conf = (
+        db_socket => "$self->{var}/run/mysqld.sock",
+        db_name => $self->{db},
+        db_user => $self->{db_user},
+        db_password => $self->{db_password},
+        bcrypt_cost => 4,
+        token_lifetime => 3600,
+        log_level => 'info',
+        # Tests register and log in far faster than a person: only the
+        # rate-limit test sets a real limit.
+        auth_rate => '10000r/s',
+        auth_burst => 10000,
+        %{ $self->{conf} },
+    );
+    my $text = join '', map { "$_ = $conf{$_}\n" }
+        grep { defined $conf{$_} } sort keys %conf;
+    my $file = $self->config_path;
+    open my $fh, '>', $file or die "$file: $!";
+    chmod 0600, $file or die "chmod $file: $!";
+    print $fh $text;
+    close $fh or die "$file: $!";
+
+    local $ENV{KVAPI_BIN} = $ENV{KVAPI_BIN} // "$BUILDDIR/src/kvapi";
+    # Another file may take a port between our probe and nginx's bind.
+    for my $try (1 .. 3) {
+        $self->{port} = $port // _free_port();
+        undef $port;
+        eval {
+            $self->_stack(undef, 'app-up', "$self->{dir}/run",
+                "127.0.0.1:$self->{port}", $file, $self->{workers});
+            1;
+        } and return;
+        die $@ if $try == 3;
+    }
+}
+
+sub _free_port {
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+        Proto => 'tcp', Listen => 1) or die "free port: $!";
+    return $s->sockport;
+}
+
+sub _random {
+    my ($n) = @_;
+    my @c = ('a' .. 'z', '0' .. '9');
+    open my $fh, '<:raw', '/dev/urandom' or die "/dev/urandom: $!";
+    read($fh, my $bytes, $n) == $n or die "/dev/urandom: short read";
+    return join '', map { $c[ord($_) % @c] } split //, $bytes;
+}
+
+# Run script/stack with @args, $input (if defined) on its stdin through a
+# file in our private directory (a pipe could fill both ways); return its
+# stdout, which must not reach ours: that is the TAP stream.
+sub _stack {
+    my ($self, $input, @args) = @_;
+    my $in = '/dev/null';
+    if (defined $input) {
+        my $tmp;
+        ($tmp, $in) = File::Temp::tempfile(DIR => $self->{dir});
+        print $tmp $input;
+        close $tmp or die "$in: $!";
+    }
+    my $pid = open(my $out, '-|') // die "fork: $!";
+    if (!$pid) {
+        open STDIN, '<', $in or POSIX::_exit(127);
+        { no warnings 'exec'; exec $STACK, @args }
+        print STDERR "exec $STACK: $!\n";
+        POSIX::_exit(127);
+    }
+    local $/;
+    my $text = <$out> // '';
+    close $out;
+    my $status = $?;
+    unlink $in if defined $input;
+    die "script/stack @args[0, 1] failed (status $status)\n" if $status;
+    return $text;
+}
+
+# Leave through END (which stops the stacks) on the signals a Ctrl-C or a
+# killed prove sends.
+sub _signals {
+    my %num = (HUP => 1, INT => 2, TERM => 15);
+    for my $sig (keys %num) {
+        $SIG{$sig} = sub { exit 128 + $num{$sig} }
+            if ($SIG{$sig} // 'DEFAULT') eq 'DEFAULT';
+    }
+}
+
+sub _response {
+    my ($status, $headers, $body) = @_;
+    my $res = {status => $status, headers => $headers // {}, body => $body // ''};
+    my $ct = $res->{headers}{'content-type'} // '';
+    $res->{json} = eval { $JSON->decode($res->{body}) }
+        if !ref $ct && $ct =~ m{^application/(?:[\w.+-]+\+)?json\b}i;
+    return $res;
+}
+
+# Is this a whole response (headers, then Content-Length or chunked body)?
+sub _complete {
+    my ($data, $head) = @_;
+    my $end = index $data, "\r\n\r\n";
+    return 0 if $end < 0;
+    my $hdr = substr $data, 0, $end;
+    return _complete(substr($data, $end + 4), $head) if $hdr =~ m{\AHTTP/\S+ 1\d\d};
+    return 1 if $head || $hdr =~ m{\AHTTP/\S+ (?:204|304)};
+    my $body = substr $data, $end + 4;
+    return length($body) >= $1 if $hdr =~ /^content-length:\s*(\d+)/im;
+    return $body =~ /(?:^|\r\n)0\r\n(?:.*\r\n)?\r\n\z/s if $hdr =~ /^transfer-encoding:\s*chunked/im;
+    return 0;    # until the server closes
+}
+
+sub _parse_raw {
+    my ($data) = @_;
+    # Interim 1xx answers (100 Continue) come before the real one.
+    $data =~ s{\AHTTP/\S+ 1\d\d[^\r\n]*\r\n(?:[^\r\n]+\r\n)*\r\n}{}
+        while $data =~ m{\AHTTP/\S+ 1\d\d};
+    my ($head, $body) = split /\r\n\r\n/, $data, 2;
+    my ($status) = ($head // '') =~ m{\AHTTP/\d\.\d (\d{3})}
+        or return {status => undef, headers => {}, body => $data, json => undef};
+    my %h;
+    for (split /\r\n/, $head) {
+        my ($k, $v) = /^([^:\s]+):[ \t]*(.*?)[ \t]*$/ or next;
+        $k = lc $k;
+        $h{$k} = exists $h{$k} ? [ ref $h{$k} ? @{ $h{$k} } : $h{$k}, $v ] : $v;
+    }
+    $body //= '';
+    if (($h{'transfer-encoding'} // '') =~ /chunked/i) {
+        my $plain = '';
+        while ($body =~ s/\A([0-9a-fA-F]+)[^\r\n]*\r\n//) {
+            my $n = hex $1;
+            last if $n == 0;
+            $plain .= substr $body, 0, $n, '';
+            $body =~ s/\A\r\n//;
+        }
+        $body = $plain;
+    }
+    return _response($status, \%h, $body);
+}
+
+1;

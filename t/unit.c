@@ -212,8 +212,8 @@ main(void)
 	    "value: printed compact");
 	ok(value_of("{\"value\":12345678901234567890}", out, sizeof out) ==
 		ERR_OK &&
-	    strcmp(out, "12345678901234567168") == 0,
-	    "value: big integer as its double, digits in full");
+	    strcmp(out, "1.2345678901234567e+19") == 0,
+	    "value: big integer as its double");
 	ok(value_of("{\"value\":[9007199254740993,0.30000000000000004,"
 		    "1.7976931348623157e308,1e21,-0.5,1e-7]}",
 		out, sizeof out) == ERR_OK &&

@@ -100,14 +100,16 @@ user_name_valid(const char *s, size_t len)
 
 /*
  * nginx resolves "." and ".." segments (also those spelled %2E and %2F)
- * before it picks a location, so a key whose path climbs out of /api/
- * (from /api/data/, two ".." more than real segments) would land outside
- * the API and could never be read or deleted.  Such keys are refused.
+ * and refuses a path that climbs above the root with its own 400, so a
+ * key that does so from /api/data/ (three ".." more than real segments)
+ * could be stored but never read or deleted.  Such keys are refused.
+ * Anything below the root still reaches the workers: the site routes on
+ * the raw URI.
  */
 static int
 key_reachable(const char *k, size_t len)
 {
-	int depth = 1; /* levels we may climb and stay in /api/ */
+	int depth = 2; /* levels we may climb and stay at or below "/" */
 
 	for (size_t i = 0; i <= len;) {
 		size_t n = 0;

@@ -145,10 +145,11 @@ sub log_text {
 # Lines matching qr// are expected in the logs (fault tests).
 sub allow_log { my $self = shift; push @{ $self->{allow} }, @_ }
 
-# The live workers: children of multiwatch, which spawn-fcgi execs into.
+# The live workers: children of multiwatch, which spawn-fcgi execs into,
+# of the data pool ('kvapi', the default) or the bcrypt pool ('auth').
 sub worker_pids {
-    my ($self) = @_;
-    open my $fh, '<', "$self->{dir}/run/spawn.pid" or return;
+    my ($self, $pool) = @_;
+    open my $fh, '<', "$self->{dir}/run/" . ($pool // 'kvapi') . '.pid' or return;
     chomp(my $mw = <$fh> // '');
     my @pids;
     for my $stat (glob '/proc/[0-9]*/stat') {

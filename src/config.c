@@ -23,40 +23,34 @@ enum ktype { K_STR, K_UINT, K_LL, K_SIZE, K_COST, K_LEVEL, K_NGINX };
 
 static const struct key {
 	const char *name;
-	enum ktype type;
 	size_t off;
 	long long min, max;
+	enum ktype type;
 	int env; /* may be set from the environment */
 } keys[] = {
-    {"db_host", K_STR, offsetof(struct config, db_host), 0, 0, 1},
-    {"db_port", K_UINT, offsetof(struct config, db_port), 0, 65535, 1},
-    {"db_socket", K_STR, offsetof(struct config, db_socket), 0, 0, 1},
-    {"db_name", K_STR, offsetof(struct config, db_name), 0, 0, 1},
-    {"db_user", K_STR, offsetof(struct config, db_user), 0, 0, 1},
-    {"db_password", K_STR, offsetof(struct config, db_password), 0, 0, 0},
-    {"db_option_file", K_STR, offsetof(struct config, db_option_file), 0, 0, 1},
-    {"db_option_group", K_STR, offsetof(struct config, db_option_group), 0, 0,
-	1},
-    {"db_connect_timeout", K_UINT, offsetof(struct config, db_connect_timeout),
-	1, 3600, 1},
-    {"db_read_timeout", K_UINT, offsetof(struct config, db_read_timeout), 1,
-	3600, 1},
-    {"db_write_timeout", K_UINT, offsetof(struct config, db_write_timeout), 1,
-	3600, 1},
-    {"token_lifetime", K_LL, offsetof(struct config, token_lifetime), 1,
-	315360000, 1},
-    {"token_purge_interval", K_LL,
-	offsetof(struct config, token_purge_interval), 0, 86400, 1},
-    {"bcrypt_cost", K_COST, offsetof(struct config, bcrypt_cost), 4, 31, 1},
-    {"value_max", K_SIZE, offsetof(struct config, value_max), 16, 64LL << 20,
-	1},
-    {"body_max", K_SIZE, offsetof(struct config, body_max), 1024, 80LL << 20,
-	1},
-    {"cors_origins", K_STR, offsetof(struct config, cors_origins), 0, 0, 1},
-    {"log_level", K_LEVEL, offsetof(struct config, log_level), 0, 0, 1},
+#define OFF(f) offsetof(struct config, f)
+    {"db_host", OFF(db_host), 0, 0, K_STR, 1},
+    {"db_port", OFF(db_port), 0, 65535, K_UINT, 1},
+    {"db_socket", OFF(db_socket), 0, 0, K_STR, 1},
+    {"db_name", OFF(db_name), 0, 0, K_STR, 1},
+    {"db_user", OFF(db_user), 0, 0, K_STR, 1},
+    {"db_password", OFF(db_password), 0, 0, K_STR, 0},
+    {"db_option_file", OFF(db_option_file), 0, 0, K_STR, 1},
+    {"db_option_group", OFF(db_option_group), 0, 0, K_STR, 1},
+    {"db_connect_timeout", OFF(db_connect_timeout), 1, 3600, K_UINT, 1},
+    {"db_read_timeout", OFF(db_read_timeout), 1, 3600, K_UINT, 1},
+    {"db_write_timeout", OFF(db_write_timeout), 1, 3600, K_UINT, 1},
+    {"token_lifetime", OFF(token_lifetime), 1, 315360000, K_LL, 1},
+    {"token_purge_interval", OFF(token_purge_interval), 0, 86400, K_LL, 1},
+    {"bcrypt_cost", OFF(bcrypt_cost), 4, 31, K_COST, 1},
+    {"value_max", OFF(value_max), 16, 64LL << 20, K_SIZE, 1},
+    {"body_max", OFF(body_max), 1024, 80LL << 20, K_SIZE, 1},
+    {"cors_origins", OFF(cors_origins), 0, 0, K_STR, 1},
+    {"log_level", OFF(log_level), 0, 0, K_LEVEL, 1},
     /* Read by script/stack for the nginx site; the worker ignores them. */
-    {"auth_rate", K_NGINX, 0, 0, 0, 1},
-    {"auth_burst", K_NGINX, 0, 0, 0, 1},
+    {"auth_rate", 0, 0, 0, K_NGINX, 1},
+    {"auth_burst", 0, 0, 0, K_NGINX, 1},
+#undef OFF
 };
 
 static void
@@ -99,8 +93,7 @@ set_key(const struct key *k, const char *val, const char *where)
 	long long n;
 
 	switch (k->type) {
-	case K_NGINX:
-		return 0;
+	case K_NGINX: return 0;
 	case K_STR:
 		free(*(char **)p);
 		*(char **)p = *val ? strdup(val) : NULL;

@@ -376,6 +376,18 @@ run(enum stmt st, MYSQL_BIND *par, struct col *cols, int ncol,
 	return DBR_OK;
 }
 
+/* MYSQL_BIND wants a void * even for parameters it only reads. */
+static void *
+unconst(const void *p)
+{
+	union {
+		const void *c;
+		void *m;
+	} u = {.c = p};
+
+	return u.m;
+}
+
 static void
 bind_str(MYSQL_BIND *b, const char *s, size_t len)
 {
@@ -385,7 +397,7 @@ bind_str(MYSQL_BIND *b, const char *s, size_t len)
 		return;
 	}
 	b->buffer_type = MYSQL_TYPE_STRING;
-	b->buffer = (void *)(uintptr_t)s;
+	b->buffer = unconst(s);
 	b->buffer_length = len;
 }
 
@@ -394,7 +406,7 @@ bind_blob(MYSQL_BIND *b, const unsigned char *s, size_t len)
 {
 	memset(b, 0, sizeof *b);
 	b->buffer_type = MYSQL_TYPE_BLOB;
-	b->buffer = (void *)(uintptr_t)s;
+	b->buffer = unconst(s);
 	b->buffer_length = len;
 }
 
@@ -403,7 +415,7 @@ bind_u64(MYSQL_BIND *b, const uint64_t *v)
 {
 	memset(b, 0, sizeof *b);
 	b->buffer_type = MYSQL_TYPE_LONGLONG;
-	b->buffer = (void *)(uintptr_t)v;
+	b->buffer = unconst(v);
 	b->is_unsigned = 1;
 }
 
@@ -412,7 +424,7 @@ bind_ll(MYSQL_BIND *b, const long long *v)
 {
 	memset(b, 0, sizeof *b);
 	b->buffer_type = MYSQL_TYPE_LONGLONG;
-	b->buffer = (void *)(uintptr_t)v;
+	b->buffer = unconst(v);
 }
 
 /* A new user; age 0 and gender NULL are stored as NULL. */

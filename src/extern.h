@@ -127,7 +127,6 @@ struct req {
 	char location[16 + 3 * KEY_MAX + 1];
 	char etag[ETAG_MAX];
 	unsigned char token_hash[HASH_LEN]; /* of the presented token */
-	const void *op_arg; /* a handler's state for its db callback */
 	const char *allow;
 	const char *www_auth;
 	int no_store;

@@ -65,19 +65,21 @@ precondition_failed(struct req *r)
  * listed version in turn until one matches.
  */
 static enum err
-conditional(struct req *r, enum dbr (*op)(struct req *, const uint64_t *))
+conditional(struct req *r,
+    enum dbr (*op)(struct req *, const uint64_t *, const void *),
+    const void *arg)
 {
 	uint64_t tags[MAX_ETAGS];
 	enum dbr d;
 	int n;
 
 	if (r->if_match == NULL)
-		return db_err(op(r, NULL), ERR_KEY_NOT_FOUND);
+		return db_err(op(r, NULL, arg), ERR_KEY_NOT_FOUND);
 	n = req_etags(r->if_match, tags, MAX_ETAGS, NULL);
 	if (n == -1)
-		return db_err(op(r, NULL), ERR_KEY_NOT_FOUND);
+		return db_err(op(r, NULL, arg), ERR_KEY_NOT_FOUND);
 	for (int i = 0; i < n; i++)
-		if ((d = op(r, &tags[i])) != DBR_NONE)
+		if ((d = op(r, &tags[i], arg)) != DBR_NONE)
 			return db_err(d, ERR_INTERNAL);
 	return precondition_failed(r);
 }
@@ -159,9 +161,9 @@ struct put {
 };
 
 static enum dbr
-put_op(struct req *r, const uint64_t *if_version)
+put_op(struct req *r, const uint64_t *if_version, const void *arg)
 {
-	const struct put *p = r->op_arg;
+	const struct put *p = arg;
 
 	return db_data_update(r->user_id, r->key, r->keylen, p->v, p->vlen,
 	    p->version, if_version);
@@ -178,8 +180,7 @@ h_data_put(struct req *r)
 		return e;
 	p.v = v;
 	p.version = auth_rand64();
-	r->op_arg = &p;
-	e = conditional(r, put_op);
+	e = conditional(r, put_op, &p);
 	cJSON_free(v);
 	if (e != ERR_OK)
 		return e;
@@ -190,8 +191,9 @@ h_data_put(struct req *r)
 }
 
 static enum dbr
-delete_op(struct req *r, const uint64_t *if_version)
+delete_op(struct req *r, const uint64_t *if_version, const void *arg)
 {
+	(void)arg;
 	return db_data_delete(r->user_id, r->key, r->keylen, if_version);
 }
 
@@ -200,7 +202,7 @@ h_data_delete(struct req *r)
 {
 	enum err e;
 
-	if ((e = conditional(r, delete_op)) != ERR_OK)
+	if ((e = conditional(r, delete_op, NULL)) != ERR_OK)
 		return e;
 	r->status = 200;
 	r->message = "Data deleted successfully.";

@@ -19,7 +19,7 @@ h_token(struct req *r)
 	const char *user;
 	char hash[CRYPT_OUTPUT_SIZE], tok[TOKEN_LEN + 1];
 	unsigned char th[HASH_LEN];
-	uint64_t uid;
+	uint64_t uid = 0;
 	size_t len;
 	enum dbr d;
 	int ok;

@@ -94,8 +94,9 @@ user_name_valid(const char *s, size_t len)
 {
 	if (len < 3 || len > 64)
 		return 0;
-	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	    "0123456789_.-") == len;
+	return strspn(s,
+		   "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		   "0123456789_.-") == len;
 }
 
 /*
@@ -421,9 +422,9 @@ b64url_decode(
 	if (len % 4 == 1)
 		return -1;
 	for (size_t i = 0; i < len; i++) {
-		const char *p = memchr(b64url, in[i], 64);
+		const char *p = in[i] != '\0' ? strchr(b64url, in[i]) : NULL;
 
-		if (in[i] == '\0' || p == NULL)
+		if (p == NULL)
 			return -1;
 		v = v << 6 | (unsigned)(p - b64url);
 		bits += 6;

@@ -212,14 +212,15 @@ main(void)
 		strcmp(out, "[1,2.5,true,{\"a\":\"\xc3\xa9\"}]") == 0,
 	    "value: printed compact");
 	ok(value_of("{\"value\":12345678901234567890}", out, sizeof out) ==
-		ERR_OK &&
-	    strcmp(out, "1.2345678901234567e+19") == 0,
+		    ERR_OK &&
+		strcmp(out, "1.2345678901234567e+19") == 0,
 	    "value: big integer as its double");
 	ok(value_of("{\"value\":[9007199254740993,0.30000000000000004,"
 		    "1.7976931348623157e308,1e21,-0.5,1e-7]}",
-		out, sizeof out) == ERR_OK &&
-		strcmp(out, "[9007199254740992,0.30000000000000004,"
-			    "1.7976931348623157e+308,1e+21,-0.5,1e-07]") == 0,
+	       out, sizeof out) == ERR_OK &&
+		strcmp(out,
+		    "[9007199254740992,0.30000000000000004,"
+		    "1.7976931348623157e+308,1e+21,-0.5,1e-07]") == 0,
 	    "value: numbers print exactly (cJSON alone would lose digits)");
 	ok(value_of("{\"value\":1e400}", out, sizeof out) == ERR_INVALID_VALUE,
 	    "value: infinity refused");

@@ -75,6 +75,8 @@ our @BAD_LOG = (
     qr/\[(?:alert|emerg|crit)\]/,
     qr/AddressSanitizer|LeakSanitizer|runtime error:|Segmentation fault/,
     qr/Child\[\d+\] died|Spawning child\[\d+\] failed/,
+    # valgrind -q (script/test --valgrind) prints only errors and leaks.
+    qr/^==\d+== \S/m,
 );
 
 our $JSON = JSON::PP->new->utf8->canonical;

@@ -171,19 +171,15 @@ write_response(FCGX_Stream *out, struct req *r, enum err e)
 		cJSON_AddStringToObject(body, "status", "success");
 		if (r->message != NULL)
 			cJSON_AddStringToObject(body, "message", r->message);
-		if (r->data != NULL) {
-			cJSON_AddItemToObject(body, "data", r->data);
-			r->data = NULL;
-		}
 	} else {
 		cJSON_AddStringToObject(body, "status", "error");
 		cJSON_AddStringToObject(body, "code", ei->code);
 		cJSON_AddStringToObject(body, "message", ei->message);
-		/* An error may still say something (health: "down"). */
-		if (r->data != NULL) {
-			cJSON_AddItemToObject(body, "data", r->data);
-			r->data = NULL;
-		}
+	}
+	/* Errors may carry data too (health: "down"). */
+	if (r->data != NULL) {
+		cJSON_AddItemToObject(body, "data", r->data);
+		r->data = NULL;
 	}
 	text = cJSON_PrintUnformatted(body);
 	cJSON_Delete(body);

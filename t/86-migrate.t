@@ -1,0 +1,245 @@
+# Schema migrations (kvapi-migrate, sql/migrations/): a database made from
+# the first schema keeps its rows through an upgrade, a second run changes
+# nothing, concurrent runs apply a migration once, a failed migration is
+# not recorded, and the migrations end in the very tables sql/schema.sql
+# makes.  Test-only migrations (numbered 99xx, in a temporary directory)
+# stand for the next release's: the shipped set has only 0001.
+use strict;
+use warnings;
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Copy qw(copy);
+use File::Temp qw(tempdir);
+use POSIX ();
+use Test::More;
+
+my $SRCDIR = $ENV{KVAPI_SRCDIR} // abs_path(dirname(__FILE__) . '/..');
+my $BUILDDIR = $ENV{KVAPI_BUILDDIR} // $SRCDIR;
+my $STACK = "$SRCDIR/script/stack";
+my $MIGRATE = "$BUILDDIR/script/kvapi-migrate";
+my $MIGRATIONS = "$SRCDIR/sql/migrations";
+-x $MIGRATE or plan skip_all => "$MIGRATE is not built (make)";
+
+my $tmp = tempdir('kvm-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{KVAPI_TEST_KEEP});
+my $var = $ENV{KVAPI_TEST_DB_VAR};
+my $own_db = !($var && -S "$var/run/mysqld.sock");
+if ($own_db) {
+    $var = "$tmp/db";
+    system($STACK, 'db-up', $var) == 0 or BAIL_OUT('cannot start MariaDB');
+}
+my $me = getpwuid($<);
+my $tag = sprintf 'kvm_%d_%04d', $$, int rand 10000;
+my (@dbs, @users);
+
+END {
+    local $?;
+    sql(undef, join '', map({ "DROP DATABASE IF EXISTS `$_`;\n" } @dbs),
+        map({ "DROP USER IF EXISTS '$_'\@'localhost';\n" } @users)) if $var;
+    system($STACK, 'db-down', $var) if $own_db && $var;
+}
+
+# Run SQL as the admin; rows of tab-separated fields.
+sub sql {
+    my ($db, $text) = @_;
+    my $in = "$tmp/sql.in";
+    open my $fh, '>', $in or die "$in: $!";
+    print $fh $text;
+    close $fh;
+    my $out = qx{$STACK sql '$var' @{[ $db // '' ]} <'$in'};
+    die "sql failed: $text" if $?;
+    return [map { [split /\t/, $_, -1] } split /\n/, $out];
+}
+
+sub new_db {
+    my ($name, $schema) = @_;
+    my $db = "${tag}_$name";
+    push @dbs, $db;
+    sql(undef, "CREATE DATABASE `$db` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;\n");
+    if ($schema) {
+        open my $fh, '<', $schema or die "$schema: $!";
+        local $/;
+        sql($db, scalar <$fh>);
+    }
+    return $db;
+}
+
+# A migrations directory: the shipped ones plus test-only files.
+sub migrations {
+    my (%extra) = @_;
+    my $dir = tempdir('mig-XXXXXX', DIR => $tmp);
+    copy($_, $dir) or die "copy $_: $!" for glob "$MIGRATIONS/*.sql";
+    for my $name (keys %extra) {
+        open my $fh, '>', "$dir/$name" or die "$dir/$name: $!";
+        print $fh $extra{$name};
+        close $fh;
+    }
+    return $dir;
+}
+
+# Run kvapi-migrate on database $db: (exit status, stdout + stderr).
+sub migrate {
+    my ($db, $dir, @opt) = @_;
+    my $conf = "$tmp/$db.conf";
+    open my $fh, '>', $conf or die "$conf: $!";
+    print $fh "db_socket = $var/run/mysqld.sock\ndb_name = $db\ndb_user = ${tag}_u\n";
+    close $fh;
+    my $q = join ' ', map { "'$_'" } $MIGRATE, '-c', $conf, ($dir ? ('-d', $dir) : ()),
+        @opt, '--', '--no-defaults', "--user=$me";
+    my $out = qx{$q 2>&1 </dev/null};
+    return ($? >> 8, $out);
+}
+
+sub rows { sql($_[0], "SELECT * FROM $_[1] ORDER BY 1, 2;\n") }
+sub versions { [map { $_->[0] } @{ sql($_[0], "SELECT version FROM schema_version ORDER BY version;\n") }] }
+
+my $probe = <<'EOF';
+-- The next release, as a test sees it: a table, a column and an index
+-- added to tables that hold rows.  The INSERT counts how often it ran.
+CREATE TABLE IF NOT EXISTS mig_probe (n INT NOT NULL);
+INSERT INTO mig_probe VALUES (1);
+ALTER TABLE data ADD COLUMN IF NOT EXISTS probe INT NULL;
+CREATE INDEX IF NOT EXISTS ix_data_probe ON data (user_id, probe);
+EOF
+
+subtest 'an upgrade keeps the rows; a second run changes nothing' => sub {
+    my $db = new_db('up', "$MIGRATIONS/0001_initial.sql");
+    sql($db, <<'EOF');
+INSERT INTO users (id, username, email, email_key, password_hash, full_name, age, gender)
+  VALUES (1, 'alice', 'Alice@example.com', 'alice@example.com', '$2b$04$x', 'Alice', 30, 'female'),
+         (2, 'bob', 'bob@example.com', 'bob@example.com', '$2b$04$y', 'Bob', NULL, NULL);
+INSERT INTO tokens (token_hash, user_id, created_at, expires_at)
+  VALUES (UNHEX(SHA2('t', 256)), 1, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6) + INTERVAL 1 HOUR);
+INSERT INTO data (user_id, k, v) VALUES (1, 'a', '1'), (1, 'b/c d', '{"x":[1,2]}'), (2, 'a', '"two"');
+EOF
+    my %before = map { $_ => rows($db, $_) } qw(users tokens data);
+    my $dir = migrations('9901_probe.sql' => $probe);
+
+    my ($rc, $out) = migrate($db, $dir);
+    is($rc, 0, 'first run succeeds') or diag $out;
+    like($out, qr/applied 0001_initial\n.*applied 9901_probe\n/s, 'it applies 0001 then 9901');
+    is_deeply(versions($db), [1, 9901], 'schema_version records both');
+    is_deeply(rows($db, $_), $before{$_}, "$_ rows kept") for qw(users tokens);
+    is_deeply([map { [@$_[0 .. 4]] } @{ rows($db, 'data') }],
+        [map { [@$_[0 .. 4]] } @{ $before{data} }], 'data rows kept');
+    is(sql($db, "SELECT COUNT(*) FROM data WHERE probe IS NULL;\n")->[0][0], 3,
+        'the new column is there, empty');
+
+    ($rc, $out) = migrate($db, $dir);
+    is($rc, 0, 'second run succeeds') or diag $out;
+    like($out, qr/^kvapi-migrate: \Q$db\E: up to date$/m, 'and says up to date');
+    unlike($out, qr/applied/, 'applying nothing');
+    is(sql($db, "SELECT COUNT(*) FROM mig_probe;\n")->[0][0], 1, 'the probe ran once');
+
+    ($rc, $out) = migrate($db, $dir, '--status');
+    is($rc, 0, '--status succeeds');
+    like($out, qr/^0001_initial applied \d{4}-.*\n9901_probe applied \d{4}-/m, '--status lists both');
+
+    ($rc, $out) = migrate($db, $MIGRATIONS);
+    is($rc, 0, 'a release that lacks 9901 still runs');
+    like($out, qr/migration 9901 was applied .* but is not in/, 'and says a newer kvapi migrated');
+};
+
+subtest 'runs at the same time apply each migration once' => sub {
+    my $db = new_db('race', "$MIGRATIONS/0001_initial.sql");
+    my $dir = migrations('9901_probe.sql' => "DO SLEEP(1);\n$probe");
+    my @kids;
+    for my $i (1, 2) {
+        my $pid = fork // die "fork: $!";
+        if (!$pid) {
+            my ($rc, $out) = migrate($db, $dir);
+            open my $fh, '>', "$tmp/race.$i" or die;
+            print $fh $out;
+            close $fh;
+            POSIX::_exit($rc);    # not END: that is the parent's
+        }
+        push @kids, $pid;
+    }
+    my @rc = map { waitpid($_, 0); $? >> 8 } @kids;
+    my $out = join '', map { local (@ARGV, $/) = "$tmp/race.$_"; <> } 1, 2;
+    is_deeply(\@rc, [0, 0], 'both runs succeed') or diag $out;
+    is(sql($db, "SELECT COUNT(*) FROM mig_probe;\n")->[0][0], 1, 'the probe ran once');
+    like($out, qr/9901_probe was applied by another run meanwhile/, 'one run waited for the other');
+    is_deeply(versions($db), [1, 9901], 'recorded once');
+};
+
+subtest 'a failed migration is not recorded and stops the run' => sub {
+    my $db = new_db('fail');
+    my $dir = migrations('9901_broken.sql' => "CREATE TABLE broken (;\n",
+        '9902_probe.sql' => $probe);
+    my ($rc, $out) = migrate($db, $dir);
+    is($rc, 1, 'exit status 1');
+    like($out, qr/ERROR .*\n.*9901_broken failed/, 'the server error, and which migration');
+    is_deeply(versions($db), [1], 'only 0001 is recorded');
+    is(sql($db, "SHOW TABLES LIKE 'mig_probe';\n")->[0], undef, '9902 did not run');
+};
+
+subtest 'bad input' => sub {
+    my ($rc, $out) = migrate("${tag}_none", $MIGRATIONS);
+    is($rc, 1, 'a missing database: exit 1');
+    like($out, qr/database \Q${tag}_none\E does not exist \(kvapi-migrate --create makes it\)/,
+        'and why');
+    my $db = new_db('names');
+    for my $bad ('2_short.sql', '0002-dash.sql', '0002_Upper.sql') {
+        my $dir = migrations($bad => "SELECT 1;\n");
+        ($rc, $out) = migrate($db, $dir);
+        is($rc, 1, "$bad: exit 1");
+        like($out, qr/\Q$bad\E: not a migration name/, "$bad: named");
+    }
+    my $dir = migrations('0001_again.sql' => "SELECT 1;\n");
+    ($rc, $out) = migrate($db, $dir);
+    like($out, qr/version 1 is also/, 'two files of one version');
+    ($rc, $out) = migrate($db, $MIGRATIONS, '--bogus');
+    is($rc, 2, 'an unknown option: exit 2');
+    is_deeply(sql($db, "SHOW TABLES;\n"), [], 'none of it touched the database');
+};
+
+subtest '--create makes the database and a socket-identified user' => sub {
+    my $db = "${tag}_new";
+    push @dbs, $db;
+    push @users, "${tag}_u";
+    my ($rc, $out) = migrate($db, $MIGRATIONS, '--create');
+    is($rc, 0, 'exit 0') or diag $out;
+    is_deeply(versions($db), [1], 'schema applied');
+    my $grants = join "\n", map { $_->[0] } @{ sql(undef, "SHOW GRANTS FOR '${tag}_u'\@'localhost';\n") };
+    like($grants, qr/IDENTIFIED VIA unix_socket/, 'identified by the socket');
+    like($grants, qr/GRANT SELECT, INSERT, UPDATE, DELETE ON `\Q$db\E`\.\*/, 'rows only');
+    unlike($grants, qr/CREATE|ALTER|DROP|ALL PRIVILEGES/, 'no schema rights');
+    is(sql(undef, "SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '$db';\n")->[0][0],
+        'utf8mb4_bin', 'utf8mb4_bin');
+    ($rc, $out) = migrate($db, $MIGRATIONS, '--create');
+    is($rc, 0, 'again: exit 0');
+    like($out, qr/up to date/, 'again: up to date');
+};
+
+# What the workers see: every table, column, key and option.
+sub tables {
+    my ($db) = @_;
+    my %t;
+    for my $row (@{ sql($db, "SHOW TABLES;\n") }) {
+        next if $row->[0] eq 'schema_version';
+        my $create = sql($db, "SHOW CREATE TABLE `$row->[0]`;\n")->[0][1];
+        $create =~ s/\\n/\n/g;
+        $create =~ s/ AUTO_INCREMENT=\d+//;
+        $t{ $row->[0] } = $create;
+    }
+    return \%t;
+}
+
+subtest 'the migrations make what sql/schema.sql makes' => sub {
+    my $fresh = new_db('fresh');
+    my ($rc, $out) = migrate($fresh, $MIGRATIONS);
+    is($rc, 0, 'migrations on an empty database') or diag $out;
+    my $schema = new_db('schema', "$SRCDIR/sql/schema.sql");
+    is_deeply(tables($fresh), tables($schema),
+        'same tables (a schema change needs a migration and a schema.sql edit alike)');
+
+    # script/stack db-create's databases (schema.sql, no schema_version).
+    sql($schema, "INSERT INTO users (username, email, email_key, password_hash, full_name) VALUES ('u', 'u\@x.io', 'u\@x.io', 'h', 'U');\n");
+    ($rc, $out) = migrate($schema, $MIGRATIONS);
+    is($rc, 0, 'a database made from schema.sql takes the migrations') or diag $out;
+    is_deeply(versions($schema), [map { /(\d{4})_/ ? $1 + 0 : () } sort glob "$MIGRATIONS/*.sql"],
+        'and records them all');
+    is(sql($schema, "SELECT COUNT(*) FROM users;\n")->[0][0], 1, 'its rows kept');
+};
+
+done_testing;

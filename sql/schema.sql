@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS tokens (
 -- Key-value data.  The key is bytes (VARBINARY): exact matching, byte
 -- order for listings, and the (user_id, k) primary key is what makes a
 -- second POST of a key fail, whatever the concurrency.  v is the value's
--- compact JSON text; version counts writes (for ETags).
+-- compact JSON text; version is a new random number at every write
+-- (the ETag), so a re-created key never repeats an old one.
 CREATE TABLE IF NOT EXISTS data (
   user_id    BIGINT UNSIGNED NOT NULL,
   k          VARBINARY(255) NOT NULL,

@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -89,7 +90,8 @@ static const struct {
 
 static MYSQL *conn;
 static MYSQL_STMT *stmts[ST__MAX];
-static time_t last_used, last_failed;
+static time_t last_used, last_logged;
+static double slow_failed; /* when a connect last failed slowly */
 
 #define IDLE_PING      30 /* seconds idle before we ping first */
 #define RETRY_DEADLOCK 3
@@ -117,16 +119,30 @@ lost(unsigned int e)
 	    e == ER_SERVER_SHUTDOWN || e == CR_SERVER_HANDSHAKE_ERR;
 }
 
+static double
+seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static int
 db_connect(void)
 {
 	unsigned int ct = cfg.db_connect_timeout, rt = cfg.db_read_timeout,
 		     wt = cfg.db_write_timeout;
 	time_t now = time(NULL);
+	double t0 = seconds();
 
-	/* While the database is down, fail fast instead of stalling every
-	 * request for a connect timeout. */
-	if (last_failed != 0 && now - last_failed < 1)
+	/*
+	 * A database that does not answer in time makes the next second's
+	 * requests fail fast, instead of each waiting for a connect timeout.
+	 * A refused connect takes microseconds: it is simply tried again on
+	 * the next request, so a restarted database is used at once.
+	 */
+	if (t0 - slow_failed < 1)
 		return -1;
 	if ((conn = mysql_init(NULL)) == NULL)
 		goto fail;
@@ -145,7 +161,10 @@ db_connect(void)
 		    conn, MYSQL_READ_DEFAULT_GROUP, cfg.db_option_group);
 	if (mysql_real_connect(conn, cfg.db_host, cfg.db_user, cfg.db_password,
 		cfg.db_name, cfg.db_port, cfg.db_socket, 0) == NULL) {
-		log_err("database connect: %s", mysql_error(conn));
+		/* At most a line a second while the database is away. */
+		if (now != last_logged)
+			log_err("database connect: %s", mysql_error(conn));
+		last_logged = now;
 		goto fail;
 	}
 	for (int i = 0; i < ST__MAX; i++) {
@@ -158,13 +177,14 @@ db_connect(void)
 			goto fail;
 		}
 	}
-	last_failed = 0;
+	slow_failed = 0;
 	last_used = now;
 	log_info("connected to the database");
 	return 0;
 fail:
 	db_close();
-	last_failed = now;
+	if (seconds() - t0 > 0.1)
+		slow_failed = seconds();
 	return -1;
 }
 
@@ -175,17 +195,39 @@ db_init(void)
 	return db_connect();
 }
 
+static int
+closed_by_server(void)
+{
+	struct pollfd p = {
+	    .fd = (int)mysql_get_socket(conn), .events = POLLIN | POLLRDHUP};
+
+	return p.fd >= 0 && poll(&p, 1, 0) > 0;
+}
+
 /* Make sure there is a live connection before a request's first query. */
 static int
 ready(void)
 {
 	time_t now = time(NULL);
 
-	if (conn != NULL && now - last_used > IDLE_PING &&
+	/*
+	 * Between requests the server has nothing to say: if the socket is
+	 * readable, the server has closed it (a restart, wait_timeout).  Seen
+	 * now, without a round trip, the request's first statement runs on a
+	 * new connection instead of failing; a write whose connection died
+	 * under it cannot be retried safely.  A connection idle for long gets
+	 * a ping too, for peers that vanished without closing.
+	 */
+	if (conn != NULL && closed_by_server()) {
+		log_warn("database closed the connection; reconnecting");
+		db_close();
+		slow_failed = 0;
+	} else if (conn != NULL && now - last_used > IDLE_PING &&
 	    mysql_ping(conn) != 0) {
 		log_warn("database connection lost while idle: %s",
 		    mysql_error(conn));
 		db_close();
+		slow_failed = 0;
 	}
 	if (conn == NULL && db_connect() == -1)
 		return -1;
@@ -196,14 +238,17 @@ ready(void)
 enum dbr
 db_ping(void)
 {
-	if (ready() == -1)
-		return DBR_DOWN;
-	if (mysql_ping(conn) != 0) {
+	/* Two tries: the first may only find a connection that died. */
+	for (int i = 0; i < 2; i++) {
+		if (ready() == -1)
+			return DBR_DOWN;
+		if (mysql_ping(conn) == 0)
+			return DBR_OK;
 		log_warn("database ping: %s", mysql_error(conn));
 		db_close();
-		return DBR_DOWN;
+		slow_failed = 0;
 	}
-	return DBR_OK;
+	return DBR_DOWN;
 }
 
 /*
@@ -234,7 +279,7 @@ fail(enum stmt st, MYSQL_STMT *s)
 		log_err("statement %d: database connection lost: %s", st,
 		    mysql_stmt_error(s));
 		db_close();
-		last_failed = 0; /* reconnect at once */
+		slow_failed = 0; /* reconnect at once */
 		return DBR_DOWN;
 	}
 	log_err("statement %d: %u %s", st, e, mysql_stmt_error(s));

@@ -266,7 +266,7 @@ enum err
 h_data_list(struct req *r)
 {
 	char prefix[KEY_MAX + 1], cur[2 * KEY_MAX], like[2 * KEY_MAX + 2];
-	char after[KEY_MAX + 1] = "", num[16], next[2 * KEY_MAX], *end;
+	char after[KEY_MAX + 1] = "", num[16], next[2 * KEY_MAX];
 	size_t plen = 0, clen, alen = 0, nlen;
 	struct page pg;
 	enum err e;
@@ -277,14 +277,18 @@ h_data_list(struct req *r)
 	if ((f = req_query(r->query, "limit", num, sizeof num, &nlen)) == -1)
 		return ERR_INVALID_QUERY;
 	if (f == 1) {
-		pg.limit = strtoll(num, &end, 10);
-		if (nlen == 0 || *end != '\0' || num[0] == '+' ||
-		    num[0] == ' ' || pg.limit < 1 || pg.limit > LIST_MAX)
+		/* Digits only: strtoll alone would skip spaces and stop at a
+		 * decoded NUL. */
+		if (nlen == 0 || nlen > 4 || strspn(num, "0123456789") != nlen)
+			return ERR_INVALID_QUERY;
+		pg.limit = strtoll(num, NULL, 10);
+		if (pg.limit < 1 || pg.limit > LIST_MAX)
 			return ERR_INVALID_QUERY;
 	}
+	/* A prefix is text, but not a path: nginx never resolves it. */
 	if ((f = req_query(r->query, "prefix", prefix, sizeof prefix, &plen)) ==
 		-1 ||
-	    (f == 1 && plen > 0 && !req_key_valid(prefix, plen)))
+	    (f == 1 && plen > 0 && !req_text_valid(prefix, plen, 1, KEY_MAX)))
 		return ERR_INVALID_QUERY;
 	if ((f = req_query(r->query, "cursor", cur, sizeof cur, &clen)) == -1 ||
 	    (f == 1 &&

@@ -76,6 +76,7 @@ main(int argc, char *argv[])
 {
 	const char *conf = getenv("KVAPI_CONFIG");
 	struct sigaction sa;
+	sigset_t stops;
 	FCGX_Request req;
 	int i, served = 0;
 
@@ -139,11 +140,23 @@ main(int argc, char *argv[])
 		last_purge = time(NULL) -
 		    (time_t)(auth_rand64() %
 			(uint64_t)cfg.token_purge_interval);
+	/*
+	 * The stop signals are blocked while a request is in hand: libfcgi
+	 * does not restart a read that a signal interrupts, so a stop during
+	 * a body read would cut the body short.  They are delivered, and end
+	 * the loop, when the worker goes back to accept().
+	 */
+	sigemptyset(&stops);
+	sigaddset(&stops, SIGTERM);
+	sigaddset(&stops, SIGINT);
+	sigaddset(&stops, SIGUSR1);
 	while (!stopping && FCGX_Accept_r(&req) >= 0) {
+		sigprocmask(SIG_BLOCK, &stops, NULL);
 		router_handle(&req);
 		FCGX_Finish_r(&req);
 		served++;
 		purge_tokens();
+		sigprocmask(SIG_UNBLOCK, &stops, NULL);
 	}
 	log_info("worker stopping after %d requests", served);
 	FCGX_Free(&req, 1);

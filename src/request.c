@@ -242,51 +242,67 @@ ows(const char *p)
 	return p;
 }
 
+/* The length of the RFC 9110 token at p. */
+static size_t
+token_len(const char *p)
+{
+	return strspn(p,
+	    "!#$%&'*+-.^_`|~0123456789"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
+}
+
 /*
- * application/json or application/<x>+json, any case, with parameters;
- * a charset parameter, if any, must say utf-8.
+ * application/json or application/<token>+json, any case, with
+ * parameters (RFC 9110 8.3.1; empty ones allowed); a charset parameter,
+ * if any, must say utf-8.
  */
 int
 req_json_ctype(const char *ct)
 {
-	const char *p, *semi;
-	size_t tlen;
+	const char *p, *sub, *name, *val, *q;
+	size_t sublen, nlen, vlen;
 
 	if (ct == NULL)
 		return 0;
 	p = ows(ct);
-	semi = strchr(p, ';');
-	tlen = semi ? (size_t)(semi - p) : strlen(p);
-	while (tlen > 0 && (p[tlen - 1] == ' ' || p[tlen - 1] == '\t'))
-		tlen--;
-	if (tlen < 16 || strncasecmp(p, "application/", 12) != 0)
+	if (token_len(p) != 11 || strncasecmp(p, "application", 11) != 0 ||
+	    p[11] != '/')
 		return 0;
-	if (!(tlen == 16 && strncasecmp(p + 12, "json", 4) == 0) &&
-	    !(tlen > 17 && strncasecmp(p + tlen - 5, "+json", 5) == 0 &&
-		memchr(p + 12, '/', tlen - 12) == NULL &&
-		memchr(p + 12, ' ', tlen - 12) == NULL))
+	sub = p + 12;
+	sublen = token_len(sub);
+	if (!(sublen == 4 && strncasecmp(sub, "json", 4) == 0) &&
+	    !(sublen > 5 && strncasecmp(sub + sublen - 5, "+json", 5) == 0))
 		return 0;
-	while (semi != NULL) {
-		const char *name = ows(semi + 1), *eq, *val;
-		size_t vlen;
-
-		semi = strchr(name, ';');
-		if ((eq = strchr(name, '=')) == NULL || (semi && eq > semi))
+	p = ows(sub + sublen);
+	while (*p == ';') {
+		p = ows(p + 1);
+		if (*p == ';' || *p == '\0')
+			continue;
+		name = p;
+		nlen = token_len(p);
+		if (nlen == 0 || p[nlen] != '=')
 			return 0;
-		val = eq + 1;
-		vlen = semi ? (size_t)(semi - val) : strlen(val);
-		while (
-		    vlen > 0 && (val[vlen - 1] == ' ' || val[vlen - 1] == '\t'))
-			vlen--;
-		if (vlen >= 2 && val[0] == '"' && val[vlen - 1] == '"')
-			val++, vlen -= 2;
-		if ((size_t)(eq - name) == 7 &&
-		    strncasecmp(name, "charset", 7) == 0 &&
-		    !((vlen == 5 && strncasecmp(val, "utf-8", 5) == 0) ||
-			(vlen == 4 && strncasecmp(val, "utf8", 4) == 0)))
+		val = p + nlen + 1;
+		if (*val == '"') {
+			/* A quoted value; escapes are not worth supporting. */
+			if ((q = strchr(val + 1, '"')) == NULL ||
+			    memchr(val, '\\', (size_t)(q - val)) != NULL)
+				return 0;
+			val++;
+			vlen = (size_t)(q - val);
+			p = q + 1;
+		} else {
+			if ((vlen = token_len(val)) == 0)
+				return 0;
+			p = val + vlen;
+		}
+		if (nlen == 7 && strncasecmp(name, "charset", 7) == 0 &&
+		    !(vlen == 5 && strncasecmp(val, "utf-8", 5) == 0) &&
+		    !(vlen == 4 && strncasecmp(val, "utf8", 4) == 0))
 			return 0;
+		p = ows(p);
 	}
-	return 1;
+	return *p == '\0';
 }
 
 /* The strong ETag of a row version: "<16 hex digits>". */
@@ -313,12 +329,16 @@ req_etags(const char *h, uint64_t *v, int max, int *weak)
 		h++;
 	if (h[0] == '*' && h[1 + strspn(h + 1, " \t")] == '\0')
 		return -1;
-	while (*h != '\0') {
+	for (;;) {
 		int w = 0;
 		const char *end;
 		char *e;
 		unsigned long long x;
 
+		/* Empty list elements are allowed (RFC 9110 5.6.1). */
+		h += strspn(h, " \t,");
+		if (*h == '\0')
+			break;
 		if (h[0] == 'W' && h[1] == '/')
 			w = 1, h += 2;
 		if (*h != '"' || (end = strchr(h + 1, '"')) == NULL)
@@ -334,11 +354,8 @@ req_etags(const char *h, uint64_t *v, int max, int *weak)
 		}
 		h = end + 1;
 		h += strspn(h, " \t");
-		if (*h == ',')
-			h++;
-		else if (*h != '\0')
+		if (*h != ',' && *h != '\0')
 			return -2;
-		h += strspn(h, " \t");
 	}
 	return n;
 }

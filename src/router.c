@@ -265,6 +265,9 @@ read_body(FCGX_Stream *in, struct req *r)
 	}
 	if (r->body != NULL)
 		r->body[r->bodylen] = '\0';
+	/* Less than announced: the request was cut off on its way. */
+	if (e == ERR_OK && known && r->bodylen < cap)
+		e = ERR_BAD_REQUEST;
 	while (FCGX_GetStr(sink, sizeof sink, in) > 0)
 		;
 	return e;

@@ -148,6 +148,26 @@ main(void)
 	ok(!req_json_ctype("application/jsonx"), "ctype: jsonx refused");
 	ok(!req_json_ctype(NULL), "ctype: missing refused");
 	ok(!req_json_ctype("application/x/+json"), "ctype: odd subtype");
+	ok(!req_json_ctype("application/json; charset =latin1") &&
+		!req_json_ctype("application/a\tb+json") &&
+		!req_json_ctype("application/json x"),
+	    "ctype: whitespace inside a name or type refused");
+	ok(req_json_ctype("application/json;") &&
+		req_json_ctype("application/json; charset=utf-8;") &&
+		req_json_ctype("application/json;;q=1"),
+	    "ctype: empty parameters allowed");
+	{
+		uint64_t tags[4];
+		int weak = 0;
+
+		ok(req_etags(", \"00000000000000ff\",,W/\"0000000000000001\"",
+		       tags, 4, &weak) == 2 &&
+			tags[0] == 255 && tags[1] == 1 && weak,
+		    "etags: empty list elements skipped");
+		ok(req_etags("\"x\" junk", tags, 4, NULL) == -2,
+		    "etags: junk after a tag refused");
+		ok(req_etags("*", tags, 4, NULL) == -1, "etags: *");
+	}
 
 	/* JSON bodies */
 	ok(body("{\"a\":1}") == ERR_OK, "json: object");

@@ -16,11 +16,14 @@ package KVTest;
 # MariaDB, each with a fresh database and user; otherwise each file starts
 # a MariaDB of its own.  KVAPI_TEST_KEEP=1 keeps the temp directory.  The
 # worker is $KVAPI_BUILDDIR/src/kvapi unless KVAPI_BIN names another.
+# KVAPI_OPENAPI_RECORD=FILE appends every answer request() and raw() get
+# to FILE, one JSON line each, for t/81-openapi.t to check.
 
 use strict;
 use warnings;
 
 use Cwd qw(abs_path);
+use Fcntl ();
 use File::Basename qw(dirname);
 use File::Path qw(remove_tree);
 use File::Spec;
@@ -131,6 +134,8 @@ sub base_url { "http://127.0.0.1:$_[0]{port}" }
 sub dir { $_[0]{dir} }
 sub config_path { "$_[0]{dir}/kvapi.conf" }
 sub db_name { $_[0]{db} }
+# The MariaDB directory (its admin socket is db_var/run/mysqld.sock).
+sub db_var { $_[0]{var} }
 
 # 'kvapi' (workers, spawn-fcgi, multiwatch), 'nginx' (error log) or
 # 'access' (nginx access log).
@@ -173,10 +178,24 @@ sub restart_app {
     $self->_app_up($self->{port});
 }
 
+# Stop nginx and the workers as script/stack app-down does (nginx first);
+# restart_app starts them again.
+sub app_down {
+    my ($self) = @_;
+    $self->_stack(undef, 'app-down', "$self->{dir}/run");
+}
+
 sub db_down {
     my ($self) = @_;
     die "db_down needs KVTest->start(private_db => 1)\n" unless $self->{own_db};
     $self->_stack(undef, 'db-down', $self->{var});
+}
+
+# kill -9 the private MariaDB (db_up restarts it with crash recovery).
+sub db_kill {
+    my ($self) = @_;
+    die "db_kill needs KVTest->start(private_db => 1)\n" unless $self->{own_db};
+    $self->_stack(undef, 'db-kill', $self->{var});
 }
 
 sub db_up {
@@ -199,7 +218,9 @@ sub request {
         headers => \%headers,
         defined $body ? (content => $body) : (),
     });
-    return _response($res->{status}, $res->{headers}, $res->{content});
+    my $r = _response($res->{status}, $res->{headers}, $res->{content});
+    _record($method, $path, $r, \%headers, $body) if $ENV{KVAPI_OPENAPI_RECORD};
+    return $r;
 }
 
 # Send bytes on a new connection and parse the answer (without closing our
@@ -227,6 +248,7 @@ sub raw {
     close $sock;
     my $res = _parse_raw($data);
     $res->{raw} = $data;
+    _record_raw($bytes, $res) if $ENV{KVAPI_OPENAPI_RECORD};
     return $res;
 }
 
@@ -425,6 +447,45 @@ sub _response {
     $res->{json} = eval { $JSON->decode($res->{body}) }
         if !ref $ct && $ct =~ m{^application/(?:[\w.+-]+\+)?json\b}i;
     return $res;
+}
+
+# The opt-in recorder: with KVAPI_OPENAPI_RECORD naming a file, every
+# answer request() and raw() get is appended to it as one JSON line
+# {file, method, uri, status, headers, body, req_type, req_body} (bodies as
+# bytes), under a lock, from forked children too.  t/81-openapi.t checks
+# each against docs/openapi.json.  A raw request line that does not parse
+# is recorded with method and uri null.
+my $RECORD_JSON = JSON::PP->new->utf8->canonical;
+
+sub _record {
+    my ($method, $uri, $res, $req_headers, $req_body) = @_;
+    my $file = $ENV{KVAPI_OPENAPI_RECORD} or return;
+    my ($type) = map { $req_headers->{$_} } grep { lc eq 'content-type' } keys %$req_headers;
+    my $line = eval {
+        $RECORD_JSON->encode({
+            file => $0, method => $method, uri => $uri,
+            status => $res->{status}, headers => $res->{headers}, body => $res->{body},
+            req_type => $type, req_body => $req_body,
+        }) . "\n";
+    } or return Test::More::diag("KVAPI_OPENAPI_RECORD: cannot encode a record: $@");
+    open my $fh, '>>:raw', $file
+        or return Test::More::diag("KVAPI_OPENAPI_RECORD $file: $!");
+    flock $fh, Fcntl::LOCK_EX();
+    print {$fh} $line;
+    close $fh;
+}
+
+sub _record_raw {
+    my ($bytes, $res) = @_;
+    my ($head, $body) = split /\r\n\r\n/, $bytes, 2;
+    my ($method, $uri) = ($head // '') =~ m{\A([!#\$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP/\d\.\d\r?(?:\n|\z)};
+    my %h;
+    for (split /\r\n/, $head // '') {
+        $h{lc $1} = $2 if /^([^:\s]+):[ \t]*(.*?)[ \t]*$/;
+    }
+    undef $body unless defined $h{'content-length'} && $h{'content-length'} =~ /^\d+$/
+        && length($body // '') == $h{'content-length'};
+    _record($method, $uri, $res, { 'content-type' => $h{'content-type'} }, $body);
 }
 
 # Is this a whole response (headers, then Content-Length or chunked body)?

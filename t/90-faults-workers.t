@@ -1,0 +1,129 @@
+# Workers killed under a write load.  Six clients own disjoint keys and
+# create, replace, delete and read them without pause while one data
+# worker, then every worker of both pools, is killed with SIGKILL.
+# multiwatch must respawn them; a request that a dying worker held may
+# fail, as the JSON 503 SERVICE_UNAVAILABLE (nginx's 502), nothing else
+# may; every write answered 2xx must be in the database afterwards with
+# the value that was acknowledged last (t/lib/KVLoad.pm check_writes).
+#
+# multiwatch gives up on a worker slot that dies more than 3 times within
+# 10 s of its last spawn, so no slot is killed more than twice here.
+use strict;
+use warnings;
+use Test::More;
+use Time::HiRes qw(time sleep);
+use lib 't/lib';
+use KVTest;
+use KVLoad;
+
+my $WORKERS = 4;
+my $s = KVTest->start(workers => $WORKERS);
+# The deaths we cause: multiwatch says "died, respawn" for a worker older
+# than 10 s, "Spawning child failed, next try" for a younger one.
+$s->allow_log(qr/Child\[\d+\] died, respawn$/,
+    qr/Spawning child\[\d+\] failed, next try$/);
+
+my @tokens = map { $s->new_user('f90')->{token} } 1 .. 3;
+
+# Wait until pool $pool has $n live workers, none of them in @$gone.
+sub respawned {
+    my ($pool, $n, $gone, $limit) = @_;
+    my %gone = map { $_ => 1 } @$gone;
+    my $t0 = time;
+    while (time - $t0 < $limit) {
+        my @p = $s->worker_pids($pool);
+        return (time - $t0, @p) if @p == $n && !grep { $gone{$_} } @p;
+        sleep 0.05;
+    }
+    return;
+}
+
+my @data0 = $s->worker_pids('kvapi');
+my @auth0 = $s->worker_pids('auth');
+is(scalar @data0, $WORKERS, "$WORKERS data workers");
+ok(scalar @auth0 >= 1, scalar(@auth0) . ' auth workers');
+
+my $writer = KVLoad::writer(tokens => \@tokens, prefix => 'f90', keys => 10);
+my $load = KVLoad->start(port => $s->port, dir => $s->dir . '/load',
+    clients => 7, deadline => 40,
+    run => sub {
+        my ($c, $i) = @_;
+        return $writer->($c, $i) if $i < 6;
+        # Client 6 logs in again and again: the auth pool is under load too.
+        while ($c->running) {
+            $c->request(POST => '/api/token', op => 'login',
+                body => '{"username":"nobody_f90","password":"wrong password"}');
+        }
+    });
+my $t_go = $load->go;
+sleep 1.5;
+
+# One data worker.
+my $victim = $data0[ int rand @data0 ];
+my $t_kill1 = time;
+kill KILL => $victim;
+my ($dt1, @data1) = respawned('kvapi', $WORKERS, [$victim], 10);
+ok(defined $dt1, "killed worker $victim was replaced")
+    or diag 'workers now: ' . join ' ', $s->worker_pids('kvapi');
+sleep 1.5;
+
+# Every worker of both pools at once.
+my @all = ($s->worker_pids('kvapi'), $s->worker_pids('auth'));
+my $t_kill2 = time;
+kill KILL => @all;
+my ($dt2, @data2) = respawned('kvapi', $WORKERS, \@all, 10);
+my ($dt3, @auth2) = respawned('auth', scalar @auth0, \@all, 10);
+ok(defined $dt2, 'all data workers replaced')
+    or diag 'data workers now: ' . join ' ', $s->worker_pids('kvapi');
+ok(defined $dt3, 'all auth workers replaced')
+    or diag 'auth workers now: ' . join ' ', $s->worker_pids('auth');
+my $t_back = time;
+sleep 2;
+$load->stop;
+my $recs = $load->finish;
+is_deeply([ $load->client_failures ], [], 'load clients ran cleanly');
+
+my $kills = 1 + @all;
+my $sum = KVLoad::summary($recs);
+my @bad = KVLoad::bad_answers($recs, sub {
+    my ($r) = @_;
+    return KVLoad::writer_allowed($r) if ($r->{op} // '') ne 'login';
+    return $r->{status} == 401
+        || ($r->{status} == 503 && ($r->{code} // '') eq 'SERVICE_UNAVAILABLE');
+});
+is(scalar @bad, 0, 'every answer is the expected one or a JSON 503')
+    or diag join "\n", map { KVLoad::fmt_record($_) } @bad[0 .. ($#bad > 9 ? 9 : $#bad)];
+is($sum->{transport}, 0, 'nginx answered every request (no transport error)');
+my @failed = grep { $_->{status} >= 500 } @$recs;
+ok(@failed <= $kills, scalar(@failed) . " requests failed, at most one per killed worker ($kills)")
+    or diag join "\n", map { KVLoad::fmt_record($_) } @failed;
+my @late = grep { $_->{t0} > $t_back + 0.5 && $_->{status} >= 500 } @$recs;
+is(scalar @late, 0, 'once respawned, the workers serve every request')
+    or diag join "\n", map { KVLoad::fmt_record($_) } @late;
+ok((grep { $_->{t0} > $t_back + 0.5 } @$recs) > 20, 'load went on after the respawn');
+
+my $chk = KVLoad::check_writes($recs, KVLoad::db_state($s, 'f90'), 'f90');
+is(scalar @{ $chk->{lost} }, 0, 'no acknowledged write lost')
+    or diag join "\n", @{ $chk->{lost} };
+is(scalar @{ $chk->{violations} }, 0, 'every read and 404/409 fits the record')
+    or diag join "\n", grep { defined } @{ $chk->{violations} }[0 .. 9];
+ok($chk->{acked} > 100, "$chk->{acked} writes acknowledged");
+
+# multiwatch logged each death and never gave up on a slot.
+my $log = $s->log_text('kvapi');
+my $deaths = () = $log =~ /Child\[\d+\] died, respawn|Spawning child\[\d+\] failed, next try/g;
+is($deaths, $kills, "multiwatch saw $kills deaths");
+unlike($log, qr/died to often/, 'multiwatch never gave up on a worker');
+my $res = $s->request(GET => '/api/health');
+is($res->{status}, 200, 'healthy afterwards');
+
+diag(sprintf 'workers: %d requests sent, %d answered, %d failed (503), '
+        . '%d keep-alive resends; writes acknowledged %d, unknown %d, lost %d; '
+        . '%d keys, %d exact; respawn after one kill %.2fs, after all %.2fs/%.2fs; '
+        . 'latency %s',
+    $sum->{sent}, $sum->{sent} - $sum->{transport}, scalar @failed,
+    $sum->{retries}, $chk->{acked}, $chk->{unknown}, scalar @{ $chk->{lost} },
+    $chk->{keys}, $chk->{exact}, $dt1 // -1, $dt2 // -1, $dt3 // -1,
+    KVLoad::fmt_latency(KVLoad::latency(@$recs)));
+
+done_testing;

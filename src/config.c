@@ -30,6 +30,7 @@ static const struct key {
 } keys[] = {
 #define OFF(f) offsetof(struct config, f)
     {"db_host", OFF(db_host), 0, 0, K_STR, 1},
+    {"db_hosts", OFF(db_hosts), 0, 0, K_STR, 1},
     {"db_port", OFF(db_port), 0, 65535, K_UINT, 1},
     {"db_socket", OFF(db_socket), 0, 0, K_STR, 1},
     {"db_name", OFF(db_name), 0, 0, K_STR, 1},
@@ -40,6 +41,7 @@ static const struct key {
     {"db_connect_timeout", OFF(db_connect_timeout), 1, 3600, K_UINT, 1},
     {"db_read_timeout", OFF(db_read_timeout), 1, 3600, K_UINT, 1},
     {"db_write_timeout", OFF(db_write_timeout), 1, 3600, K_UINT, 1},
+    {"db_galera", OFF(db_galera), 0, 1, K_UINT, 1},
     {"token_lifetime", OFF(token_lifetime), 1, 315360000, K_LL, 1},
     {"token_purge_interval", OFF(token_purge_interval), 0, 86400, K_LL, 1},
     {"bcrypt_cost", OFF(bcrypt_cost), 4, 31, K_COST, 1},
@@ -58,6 +60,7 @@ set_defaults(void)
 {
 	cfg.db_host = NULL; /* NULL host + NULL socket: the client default */
 	cfg.db_port = 0;
+	cfg.db_galera = 0;
 	cfg.db_name = strdup("kvapi");
 	cfg.db_user = strdup("kvapi");
 	cfg.db_connect_timeout = 3;

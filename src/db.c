@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -128,13 +129,91 @@ seconds(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int
-db_connect(void)
+/*
+ * Open a connection to host:port (or the configured socket): NULL on
+ * failure, logged at most once a second while the database is away.
+ */
+static MYSQL *
+open_conn(const char *host, unsigned int port)
 {
 	unsigned int ct = cfg.db_connect_timeout, rt = cfg.db_read_timeout,
 		     wt = cfg.db_write_timeout;
 	time_t now = time(NULL);
+	MYSQL *m;
+
+	if ((m = mysql_init(NULL)) == NULL)
+		return NULL;
+	mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &ct);
+	mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &rt);
+	mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &wt);
+	mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+	mysql_options(m, MYSQL_INIT_COMMAND,
+	    "SET SESSION sql_mode = "
+	    "'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'");
+	/* On Galera: a read waits until this node has applied every write
+	 * the cluster committed before it (read-your-writes anywhere). */
+	if (cfg.db_galera)
+		mysql_options(
+		    m, MYSQL_INIT_COMMAND, "SET SESSION wsrep_sync_wait = 1");
+	if (cfg.db_option_file != NULL)
+		mysql_options(m, MYSQL_READ_DEFAULT_FILE, cfg.db_option_file);
+	if (cfg.db_option_group != NULL)
+		mysql_options(m, MYSQL_READ_DEFAULT_GROUP, cfg.db_option_group);
+	if (mysql_real_connect(m, host, cfg.db_user, cfg.db_password,
+		cfg.db_name, port, cfg.db_socket, 0) != NULL)
+		return m;
+	if (now != last_logged)
+		log_err("database connect to %s: %s",
+		    host ? host : "the default server", mysql_error(m));
+	last_logged = now;
+	mysql_close(m);
+	return NULL;
+}
+
+/*
+ * Entry i of db_hosts ("host", "host:port" or "[v6]:port", separated by
+ * spaces) into host (cap bytes) and *port; 0 if there is no entry i.
+ */
+static int
+node(int i, char *host, size_t cap, unsigned int *port)
+{
+	const char *p = cfg.db_hosts, *end, *colon;
+	size_t n;
+
+	for (p += strspn(p, " "); *p != '\0' && i > 0; i--) {
+		p += strcspn(p, " ");
+		p += strspn(p, " ");
+	}
+	if (*p == '\0')
+		return 0;
+	n = strcspn(p, " ");
+	end = p + n;
+	*port = cfg.db_port;
+	if (*p == '[' && (colon = memchr(p, ']', n)) != NULL) {
+		p++;
+		n = (size_t)(colon - p);
+		colon = colon[1] == ':' ? colon + 1 : NULL;
+	} else if ((colon = memchr(p, ':', n)) != NULL)
+		n = (size_t)(colon - p);
+	if (colon != NULL && colon + 1 < end)
+		*port = (unsigned int)strtoul(colon + 1, NULL, 10);
+	snprintf(host, cap, "%.*s", (int)n, p);
+	return 1;
+}
+
+/*
+ * Connect and prepare every statement.  With db_hosts, try the nodes in
+ * turn, starting with the one that worked last (so a node that failed is
+ * not tried first again and again), and stay on the first that answers.
+ */
+static int
+db_connect(void)
+{
+	static int last_node;
+	char host[256];
+	unsigned int port;
 	double t0 = seconds();
+	int nodes = 0;
 
 	/*
 	 * A database that does not answer in time makes the next second's
@@ -144,29 +223,20 @@ db_connect(void)
 	 */
 	if (t0 - slow_failed < 1)
 		return -1;
-	if ((conn = mysql_init(NULL)) == NULL)
-		goto fail;
-	mysql_options(conn, MYSQL_OPT_CONNECT_TIMEOUT, &ct);
-	mysql_options(conn, MYSQL_OPT_READ_TIMEOUT, &rt);
-	mysql_options(conn, MYSQL_OPT_WRITE_TIMEOUT, &wt);
-	mysql_options(conn, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-	mysql_options(conn, MYSQL_INIT_COMMAND,
-	    "SET SESSION sql_mode = "
-	    "'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'");
-	if (cfg.db_option_file != NULL)
-		mysql_options(
-		    conn, MYSQL_READ_DEFAULT_FILE, cfg.db_option_file);
-	if (cfg.db_option_group != NULL)
-		mysql_options(
-		    conn, MYSQL_READ_DEFAULT_GROUP, cfg.db_option_group);
-	if (mysql_real_connect(conn, cfg.db_host, cfg.db_user, cfg.db_password,
-		cfg.db_name, cfg.db_port, cfg.db_socket, 0) == NULL) {
-		/* At most a line a second while the database is away. */
-		if (now != last_logged)
-			log_err("database connect: %s", mysql_error(conn));
-		last_logged = now;
-		goto fail;
+	if (cfg.db_hosts != NULL)
+		while (node(nodes, host, sizeof host, &port))
+			nodes++;
+	if (nodes == 0)
+		conn = open_conn(cfg.db_host, cfg.db_port);
+	for (int i = 0; i < nodes && conn == NULL; i++) {
+		int k = (last_node + i) % nodes;
+
+		node(k, host, sizeof host, &port);
+		if ((conn = open_conn(host, port)) != NULL)
+			last_node = k;
 	}
+	if (conn == NULL)
+		goto fail;
 	for (int i = 0; i < ST__MAX; i++) {
 		if ((stmts[i] = mysql_stmt_init(conn)) == NULL ||
 		    mysql_stmt_prepare(
@@ -178,8 +248,11 @@ db_connect(void)
 		}
 	}
 	slow_failed = 0;
-	last_used = now;
-	log_info("connected to the database");
+	last_used = time(NULL);
+	if (nodes > 0)
+		log_info("connected to the database at %s", host);
+	else
+		log_info("connected to the database");
 	return 0;
 fail:
 	db_close();

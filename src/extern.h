@@ -63,6 +63,7 @@ const char *http_reason(int status);
 /* Configuration (config.c): defaults, then the file, then KVAPI_* env. */
 struct config {
 	char *db_host;
+	char *db_hosts; /* a node list (Galera), instead of db_host */
 	char *db_socket;
 	char *db_name;
 	char *db_user;
@@ -73,6 +74,7 @@ struct config {
 	unsigned int db_connect_timeout;
 	unsigned int db_read_timeout;
 	unsigned int db_write_timeout;
+	unsigned int db_galera;
 	long long token_lifetime;
 	long long token_purge_interval;
 	int bcrypt_cost;

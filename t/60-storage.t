@@ -12,31 +12,12 @@ use MIME::Base64 qw(decode_base64 encode_base64);
 use POSIX ();
 use Test::More;
 use lib 't/lib';
-use KVTest;
+use KVTest qw(json_is tag);
 
 binmode Test::More->builder->$_, ':encoding(UTF-8)'
     for qw(output failure_output todo_output);
 
 my $CT = 'application/json; charset=utf-8';
-
-# A decoded JSON value with its types made visible, so that is_deeply tells
-# 30 from "30" and true from 1. Only use it on freshly decoded data.
-sub tag {
-    my ($v) = @_;
-    return 'null' unless defined $v;
-    return 'bool:' . ($v ? 'true' : 'false') if JSON::PP::is_bool($v);
-    return [ map { tag($_) } @$v ] if ref $v eq 'ARRAY';
-    return { map { $_ => tag($v->{$_}) } keys %$v } if ref $v eq 'HASH';
-    return 'str:' . $v if B::svref_2object(\$v)->FLAGS & B::SVp_POK;
-    return sprintf 'num:%.17g', $v;
-}
-
-sub json_is {
-    my ($r, $exp, $name) = @_;
-    my $got = eval { JSON::PP->new->utf8->decode($r->{body}) };
-    is_deeply(tag($got), tag($exp), $name)
-        or diag("status $r->{status}, body: $r->{body}");
-}
 
 sub kpath {
     my ($key) = @_;

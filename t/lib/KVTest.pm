@@ -22,6 +22,7 @@ package KVTest;
 use strict;
 use warnings;
 
+use B ();
 use Cwd qw(abs_path);
 use Fcntl ();
 use File::Basename qw(dirname);
@@ -83,6 +84,38 @@ our @BAD_LOG = (
 );
 
 our $JSON = JSON::PP->new->utf8->canonical;
+
+# Functions a test file may import: use KVTest qw(json_is tag).
+sub import {
+    my ($class, @names) = @_;
+    my $caller = caller;
+    no strict 'refs';
+    for my $n (@names) {
+        die "KVTest exports only json_is and tag, not $n\n" unless $n eq 'json_is' || $n eq 'tag';
+        *{"${caller}::$n"} = \&{"KVTest::$n"};
+    }
+}
+
+# A decoded JSON value with its types made visible, so that is_deeply tells
+# 30 from "30" and true from 1. Only use it on freshly decoded data.
+sub tag {
+    my ($v) = @_;
+    return 'null' unless defined $v;
+    return 'bool:' . ($v ? 'true' : 'false') if JSON::PP::is_bool($v);
+    return [ map { tag($_) } @$v ] if ref $v eq 'ARRAY';
+    return { map { $_ => tag($v->{$_}) } keys %$v } if ref $v eq 'HASH';
+    return 'str:' . $v if B::svref_2object(\$v)->FLAGS & B::SVp_POK;
+    return sprintf 'num:%.17g', $v;
+}
+
+# The whole body of response $r, compared with its JSON types.
+sub json_is {
+    my ($r, $exp, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $got = eval { JSON::PP->new->utf8->allow_nonref->decode($r->{body}) };
+    Test::More::is_deeply(tag($got), tag($exp), $name)
+        or Test::More::diag("status $r->{status}, body: " . substr($r->{body}, 0, 2000));
+}
 
 my $SRCDIR = $ENV{KVAPI_SRCDIR} // abs_path(dirname(__FILE__) . '/../..');
 my $BUILDDIR = $ENV{KVAPI_BUILDDIR} // $SRCDIR;

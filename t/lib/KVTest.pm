@@ -9,6 +9,7 @@ package KVTest;
 #
 #   my $s = KVTest->start(%conf);      # kvapi.conf keys; plus workers => N,
 #                                      # private_db => 1 (own MariaDB)
+#                                      # external_db => 1 (conf names it)
 #   my $res = $s->request(POST => '/api/register', {json => {...}});
 #   $s->error_is($res, 'INVALID_JSON', 'bad body');
 #
@@ -128,6 +129,7 @@ sub start {
     my $self = bless {
         workers => delete $conf{workers} // 2,
         private_db => delete $conf{private_db},
+        external_db => delete $conf{external_db},
         conf => \%conf,
         allow => [],
         pid => $$,
@@ -146,6 +148,14 @@ sub start {
     push @LIVE, $self;
     _signals();
 
+    if ($self->{external_db}) {
+        # A database made by someone else (t/95: a Galera cluster):
+        # %conf names it (db_host or db_hosts, db_name, db_user,
+        # db_password); no MariaDB of ours, no db-create, no sql().
+        @$self{qw(db db_user db_password)} = @conf{qw(db_name db_user db_password)};
+        $self->_app_up;
+        return $self;
+    }
     if ($shared) {
         $self->{var} = $shared;
     } else {
@@ -386,7 +396,7 @@ END {
 sub _app_up {
     my ($self, $port) = @_;
     my %conf = (
-        db_socket => "$self->{var}/run/mysqld.sock",
+        db_socket => $self->{external_db} ? undef : "$self->{var}/run/mysqld.sock",
         db_name => $self->{db},
         db_user => $self->{db_user},
         db_password => $self->{db_password},

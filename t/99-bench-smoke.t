@@ -1,0 +1,82 @@
+# script/bench --smoke: the benchmark runs end to end -- MariaDB with TCP,
+# kvapi as deployed, the Express peer (when its directory and node are
+# there), both ceilings, every wrk scenario, the isolation and timing
+# checks, the report and its CSV -- in seconds and without judging any
+# number, so that the tool cannot rot between real runs.  It only checks
+# that every scenario was measured and answered as it should (a benchmark
+# of error pages measures nothing).  Skipped only when wrk is missing and
+# cannot be installed (script/bench exits 77 then).
+use strict;
+use warnings;
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Temp qw(tempdir);
+use Test::More;
+
+my $src = $ENV{KVAPI_SRCDIR} // abs_path(dirname(__FILE__) . '/..');
+my $build = $ENV{KVAPI_BUILDDIR} // $src;
+my $out = tempdir('kvb-smoke-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my $log = "$out/bench.log";
+
+local $ENV{KVAPI_BIN} = $ENV{KVAPI_BIN} // "$build/src/kvapi";
+# Under make check the tree is built: no second make from inside it.
+my $t0 = time;
+system("'$src/script/bench' --smoke --no-build --out '$out' </dev/null >'$log' 2>&1");
+my $rc = $? & 127 ? 128 + ($? & 127) : $? >> 8;
+
+sub log_tail {
+    open my $fh, '<', $log or return '';
+    my @l = <$fh>;
+    return join '', @l[($#l > 40 ? $#l - 40 : 0) .. $#l];
+}
+
+plan skip_all => 'wrk is not installed and cannot be installed here'
+    if $rc == 77;
+is($rc, 0, 'script/bench --smoke exits 0') or diag log_tail();
+note sprintf 'script/bench --smoke took %d s', time - $t0;
+
+my ($csv) = glob "$out/*-smoke-runs.csv";
+ok($csv, 'per-run CSV written') or BAIL_OUT('no CSV: ' . log_tail());
+open my $fh, '<', $csv or die "$csv: $!";
+chomp(my $head = <$fh>);
+my @cols = split /,/, $head;
+my %run;
+while (<$fh>) {
+    chomp;
+    my %r;
+    @r{@cols} = split /,/;
+    $run{"$r{target} $r{scenario}"} = \%r;
+}
+close $fh;
+
+my @want = map {"kvapi $_"} qw(get_hit get_miss put post delete token mix
+    get_hit_idle get_hit_storm);
+push @want, 'ceil_select get_hit', 'ceil_return get_hit';
+push @want, 'express get_hit' if grep {/^express /} keys %run;
+note 'Express peer ' . (grep({/^express /} keys %run) ? 'measured' : 'absent');
+for my $id (@want) {
+    my $r = $run{$id};
+    ok($r && $r->{requests} > 0, "$id: measured") or next;
+    is($r->{socket_errors}, 0, "$id: no socket errors or timeouts");
+    # A miss is a 404 by design; everything else must be 2xx.
+    is($r->{non2xx}, $id =~ /miss/ ? $r->{requests} : 0,
+        "$id: " . ($id =~ /miss/ ? 'every answer 404' : 'every answer 2xx'));
+}
+
+my ($report) = glob "$out/*-smoke-report.txt";
+ok($report, 'report written');
+open $fh, '<', $report or die "$report: $!";
+my $text = do { local $/; <$fh> };
+close $fh;
+like($text, qr/^check\s+value\s+target\s+result$/m, 'report has the checks');
+like($text, qr/^token timing unknown\/wrong \(kvapi\)\s+\d/m,
+    'timing check measured');
+like($text, qr/^worker RSS after, MB \(max of both pools\)\s+\d/m,
+    'worker memory measured');
+my ($checks) = $text =~ /^check\s+value\s+target\s+result\n(.*?)\n\n/ms;
+my @judged = grep { !/(?:not judged \(smoke\)|info)$/ } split /\n/, $checks // '';
+ok($checks && !@judged, 'no threshold judged in smoke mode') or diag @judged;
+ok(-s (glob "$out/*-smoke-summary.csv")[0], 'summary CSV written');
+ok(-s (glob "$out/*-smoke-checks.csv")[0], 'checks CSV written');
+
+done_testing;

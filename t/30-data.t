@@ -10,21 +10,12 @@ use B ();
 use JSON::PP ();
 use Test::More;
 use lib 't/lib';
-use KVTest qw(json_is tag);
+use KVTest qw(json_is tag kpath);
 
 binmode Test::More->builder->$_, ':encoding(UTF-8)'
     for qw(output failure_output todo_output);
 
 my $CT = 'application/json; charset=utf-8';
-
-# The URL path of a key: its UTF-8 bytes, every byte except A-Za-z0-9-._~
-# as %XX in upper-case hex.
-sub kpath {
-    my ($key) = @_;
-    utf8::encode($key);
-    $key =~ s/([^A-Za-z0-9\-._~])/sprintf '%%%02X', ord $1/ge;
-    return "/api/data/$key";
-}
 
 sub show { (my $k = shift) =~ s/([^\x20-\x7e])/sprintf '\\x{%x}', ord $1/ge; $k }
 

@@ -12,19 +12,12 @@ use MIME::Base64 qw(decode_base64 encode_base64);
 use POSIX ();
 use Test::More;
 use lib 't/lib';
-use KVTest qw(json_is tag);
+use KVTest qw(json_is tag kpath);
 
 binmode Test::More->builder->$_, ':encoding(UTF-8)'
     for qw(output failure_output todo_output);
 
 my $CT = 'application/json; charset=utf-8';
-
-sub kpath {
-    my ($key) = @_;
-    utf8::encode($key);
-    $key =~ s/([^A-Za-z0-9\-._~])/sprintf '%%%02X', ord $1/ge;
-    return "/api/data/$key";
-}
 
 # Column names of a table, from SHOW CREATE TABLE.
 sub columns {

@@ -86,13 +86,14 @@ our @BAD_LOG = (
 
 our $JSON = JSON::PP->new->utf8->canonical;
 
-# Functions a test file may import: use KVTest qw(json_is tag).
+# Functions a test file may import: use KVTest qw(json_is tag kpath).
 sub import {
     my ($class, @names) = @_;
     my $caller = caller;
     no strict 'refs';
     for my $n (@names) {
-        die "KVTest exports only json_is and tag, not $n\n" unless $n eq 'json_is' || $n eq 'tag';
+        die "KVTest exports only json_is, tag and kpath, not $n\n"
+            unless $n eq 'json_is' || $n eq 'tag' || $n eq 'kpath';
         *{"${caller}::$n"} = \&{"KVTest::$n"};
     }
 }
@@ -107,6 +108,15 @@ sub tag {
     return { map { $_ => tag($v->{$_}) } keys %$v } if ref $v eq 'HASH';
     return 'str:' . $v if B::svref_2object(\$v)->FLAGS & B::SVp_POK;
     return sprintf 'num:%.17g', $v;
+}
+
+# The URL path of a key: its UTF-8 bytes, every byte except A-Za-z0-9-._~
+# as %XX in upper-case hex.
+sub kpath {
+    my ($key) = @_;
+    utf8::encode($key);
+    $key =~ s/([^A-Za-z0-9\-._~])/sprintf '%%%02X', ord $1/ge;
+    return "/api/data/$key";
 }
 
 # The whole body of response $r, compared with its JSON types.

@@ -12,11 +12,12 @@ struct cJSON;
 
 #define KVAPI_VERSION PACKAGE_VERSION
 
-#define KEY_MAX	  255 /* bytes of UTF-8 in a key */
-#define TOKEN_LEN 43  /* base64url of 32 random bytes, no padding */
-#define TOKEN_RAW 32
-#define HASH_LEN  32 /* SHA-256 */
-#define ETAG_MAX  32
+#define KEY_MAX	     255 /* bytes of UTF-8 in a key */
+#define TOKEN_LEN    43	 /* base64url of 32 random bytes, no padding */
+#define TOKEN_RAW    32
+#define HASH_LEN     32 /* SHA-256 */
+#define PASSWORD_MAX 72 /* bytes: bcrypt ignores the rest */
+#define ETAG_MAX     32
 
 /*
  * The error table (err.c).  Handlers return one of these; only the

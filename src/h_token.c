@@ -44,7 +44,7 @@ h_token(struct req *r)
 		return ERR_INTERNAL;
 	/* A password bcrypt would truncate, or one holding a NUL, never
 	 * matches: registration refuses both. */
-	if (strlen(pw->valuestring) > 72 || json_has_nul(pw))
+	if (strlen(pw->valuestring) > PASSWORD_MAX || json_has_nul(pw))
 		d = DBR_NONE;
 	ok = auth_check_password(pw->valuestring, d == DBR_OK ? hash : NULL);
 	explicit_bzero(hash, sizeof hash);

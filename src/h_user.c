@@ -15,8 +15,7 @@
 
 #include "extern.h"
 
-#define EMAIL_MAX    254
-#define PASSWORD_MAX 72 /* bcrypt's limit, in bytes */
+#define EMAIL_MAX 254
 
 /* One '@', a non-empty local part, a dot inside the domain, no spaces. */
 static int

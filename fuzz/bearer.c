@@ -3,7 +3,7 @@
  * NUL, as FastCGI hands HTTP_AUTHORIZATION over.  On success the token is
  * TOKEN_LEN base64url characters, the header is "Bearer" in any case,
  * spaces and then exactly that token, and the token buffer (TOKEN_LEN + 1
- * bytes, as router_auth has it) is NUL-terminated.
+ * bytes, as the router's bearer() has it) is NUL-terminated.
  */
 #include "config.h"
 

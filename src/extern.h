@@ -121,7 +121,8 @@ struct req {
 	struct cJSON *json;    /* the parsed body, when the route takes one */
 	char key[KEY_MAX + 1]; /* decoded key from the URL, NUL-terminated */
 	size_t keylen;
-	uint64_t user_id; /* set by auth */
+	uint64_t user_id; /* the token's user, once a statement checked it */
+	int authed;	  /* a statement has checked the token */
 
 	/* output */
 	int status;
@@ -174,10 +175,11 @@ uint64_t auth_rand64(void);
 /* db.c */
 enum dbr {
 	DBR_OK = 0,
-	DBR_NONE, /* no row / no row changed */
-	DBR_DUP,  /* unique constraint */
-	DBR_DOWN, /* cannot reach the database */
-	DBR_ERR,  /* anything else: logged */
+	DBR_NONE,   /* no row / no row changed */
+	DBR_NOAUTH, /* the token is not valid (unknown, expired, revoked) */
+	DBR_DUP,    /* unique constraint */
+	DBR_DOWN,   /* cannot reach the database */
+	DBR_ERR,    /* anything else: logged */
 };
 int db_init(void);
 void db_close(void);
@@ -190,13 +192,14 @@ enum dbr db_token_insert(const unsigned char *, uint64_t, long long);
 enum dbr db_token_user(const unsigned char *, uint64_t *);
 enum dbr db_token_delete(const unsigned char *);
 enum dbr db_token_purge(unsigned long long *);
+enum dbr db_data_insert(const unsigned char *, const char *, size_t,
+    const char *, size_t, uint64_t);
+enum dbr db_data_get(const unsigned char *, const char *, size_t, uint64_t *,
+    uint64_t *, char **, size_t *);
+enum dbr db_data_update(const unsigned char *, const char *, size_t,
+    const char *, size_t, uint64_t, const uint64_t *);
 enum dbr
-db_data_insert(uint64_t, const char *, size_t, const char *, size_t, uint64_t);
-enum dbr
-db_data_get(uint64_t, const char *, size_t, char **, size_t *, uint64_t *);
-enum dbr db_data_update(uint64_t, const char *, size_t, const char *, size_t,
-    uint64_t, const uint64_t *);
-enum dbr db_data_delete(uint64_t, const char *, size_t, const uint64_t *);
+db_data_delete(const unsigned char *, const char *, size_t, const uint64_t *);
 enum dbr
 db_data_list(uint64_t, const char *, size_t, const char *, size_t, long long,
     int (*)(void *, const char *, size_t, const char *, size_t), void *);
@@ -216,5 +219,6 @@ enum err h_health(struct req *);
 struct FCGX_Request;
 void router_handle(struct FCGX_Request *);
 enum err router_auth(struct req *);
+enum err router_db(struct req *, enum dbr, enum err);
 
 #endif

@@ -1,10 +1,11 @@
 /*
- * /api/data: a user's key-value pairs.  The router has authenticated the
- * user and, for /api/data/{key}, decoded and checked the key; these
- * handlers check the body's fields and run one statement each.  Every
- * write gives the row a new random version, which is its ETag; If-Match
- * writes put the version check into the statement itself, so two writers
- * holding the same ETag cannot both win.
+ * /api/data: a user's key-value pairs.  The router has parsed the Bearer
+ * token and, for /api/data/{key}, decoded and checked the key; these
+ * handlers check the body's fields and run one statement each, which
+ * checks the token too (the user is the token's).  Every write gives the
+ * row a new random version, which is its ETag; If-Match writes put the
+ * version check into the statement itself, so two writers holding the
+ * same ETag cannot both win.
  */
 #include "config.h"
 
@@ -20,18 +21,6 @@
 #define LIST_BYTES   (8 << 20) /* value bytes per page, whatever the limit */
 #define MAX_ETAGS    8
 
-static enum err
-db_err(enum dbr d, enum err none)
-{
-	switch (d) {
-	case DBR_OK: return ERR_OK;
-	case DBR_NONE: return none;
-	case DBR_DUP: return ERR_KEY_EXISTS;
-	case DBR_DOWN: return ERR_SERVICE_UNAVAILABLE;
-	default: return ERR_INTERNAL;
-	}
-}
-
 /* The "value" member as stored text; *v is for cJSON_free. */
 static enum err
 body_value(const struct req *r, char **v, size_t *vlen)
@@ -41,22 +30,23 @@ body_value(const struct req *r, char **v, size_t *vlen)
 }
 
 /*
- * A conditional write failed: 404 if the key is gone (RFC 9110 13.2.1:
- * preconditions do not turn a 404 into a 412), else 412.
+ * A write changed no row: the token is not valid, or the key does not
+ * exist, or (If-Match) it has another version.  A precondition does not
+ * turn a 404 into a 412 (RFC 9110 13.2.1).
  */
 static enum err
-precondition_failed(struct req *r)
+why_unchanged(struct req *r, int conditional)
 {
-	char *v;
-	size_t vlen;
 	uint64_t version;
 	enum err e;
 
-	e = db_err(
-	    db_data_get(r->user_id, r->key, r->keylen, &v, &vlen, &version),
+	e = router_db(r,
+	    db_data_get(r->token_hash, r->key, r->keylen, &r->user_id, &version,
+		NULL, NULL),
 	    ERR_KEY_NOT_FOUND);
-	free(v);
-	return e == ERR_OK ? ERR_PRECONDITION_FAILED : e;
+	if (e == ERR_OK)
+		e = conditional ? ERR_PRECONDITION_FAILED : ERR_KEY_NOT_FOUND;
+	return e;
 }
 
 /*
@@ -70,18 +60,18 @@ conditional(struct req *r,
     const void *arg)
 {
 	uint64_t tags[MAX_ETAGS];
-	enum dbr d;
-	int n;
+	enum dbr d = DBR_NONE;
+	int n = -1;
 
-	if (r->if_match == NULL)
-		return db_err(op(r, NULL, arg), ERR_KEY_NOT_FOUND);
-	n = req_etags(r->if_match, tags, MAX_ETAGS, NULL);
+	if (r->if_match != NULL)
+		n = req_etags(r->if_match, tags, MAX_ETAGS, NULL);
 	if (n == -1)
-		return db_err(op(r, NULL, arg), ERR_KEY_NOT_FOUND);
-	for (int i = 0; i < n; i++)
-		if ((d = op(r, &tags[i], arg)) != DBR_NONE)
-			return db_err(d, ERR_INTERNAL);
-	return precondition_failed(r);
+		d = op(r, NULL, arg);
+	for (int i = 0; i < n && d == DBR_NONE; i++)
+		d = op(r, &tags[i], arg);
+	if (d == DBR_NONE)
+		return why_unchanged(r, n != -1);
+	return router_db(r, d, ERR_INTERNAL);
 }
 
 enum err
@@ -98,7 +88,8 @@ h_data_post(struct req *r)
 		return ERR_INVALID_KEY;
 	if ((e = body_value(r, &v, &vlen)) != ERR_OK)
 		return e;
-	e = db_err(db_data_insert(r->user_id, key, klen, v, vlen, version),
+	e = router_db(r,
+	    db_data_insert(r->token_hash, key, klen, v, vlen, version),
 	    ERR_INTERNAL);
 	cJSON_free(v);
 	if (e != ERR_OK)
@@ -121,8 +112,9 @@ h_data_get(struct req *r)
 	cJSON *data, *raw;
 	int n, weak = 0;
 
-	e = db_err(
-	    db_data_get(r->user_id, r->key, r->keylen, &v, &vlen, &version),
+	e = router_db(r,
+	    db_data_get(r->token_hash, r->key, r->keylen, &r->user_id, &version,
+		&v, &vlen),
 	    ERR_KEY_NOT_FOUND);
 	if (e != ERR_OK)
 		return e;
@@ -165,7 +157,7 @@ put_op(struct req *r, const uint64_t *if_version, const void *arg)
 {
 	const struct put *p = arg;
 
-	return db_data_update(r->user_id, r->key, r->keylen, p->v, p->vlen,
+	return db_data_update(r->token_hash, r->key, r->keylen, p->v, p->vlen,
 	    p->version, if_version);
 }
 
@@ -194,7 +186,7 @@ static enum dbr
 delete_op(struct req *r, const uint64_t *if_version, const void *arg)
 {
 	(void)arg;
-	return db_data_delete(r->user_id, r->key, r->keylen, if_version);
+	return db_data_delete(r->token_hash, r->key, r->keylen, if_version);
 }
 
 enum err
@@ -297,9 +289,11 @@ h_data_list(struct req *r)
 		    !req_key_valid(after, alen))))
 		return ERR_INVALID_QUERY;
 
+	if ((e = router_auth(r)) != ERR_OK)
+		return e;
 	if ((pg.items = cJSON_CreateArray()) == NULL)
 		return ERR_INTERNAL;
-	e = db_err(
+	e = router_db(r,
 	    db_data_list(r->user_id, after, alen, like,
 		like_prefix(prefix, plen, like), pg.limit + 1, page_row, &pg),
 	    ERR_INTERNAL);

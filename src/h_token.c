@@ -70,15 +70,15 @@ h_token(struct req *r)
 	return ERR_OK;
 }
 
-/* DELETE /api/token: revoke the token the request was authorised with. */
+/* DELETE /api/token: revoke the request's token, if it is valid. */
 enum err
 h_token_delete(struct req *r)
 {
-	switch (db_token_delete(r->token_hash)) {
-	case DBR_OK: break;
-	case DBR_DOWN: return ERR_SERVICE_UNAVAILABLE;
-	default: return ERR_INTERNAL;
-	}
+	enum err e;
+
+	e = router_db(r, db_token_delete(r->token_hash), ERR_INVALID_TOKEN);
+	if (e != ERR_OK)
+		return e;
 	r->status = 200;
 	r->message = "Access token revoked.";
 	return ERR_OK;

@@ -2,7 +2,9 @@
  * The router: ONE table of routes (method, path, auth, body, handler),
  * and the steps every request goes through in the contract's order:
  * 404/405, authentication, Content-Type (415), body size (413), JSON
- * (400), the key from the URL, then the handler.  It is also the only
+ * (400), the key from the URL, then the handler.  Authentication is
+ * done by the handler's own statement where it can be (see dispatch),
+ * yet answers first.  It is also the only
  * place that writes a response, so every answer gets the same envelope,
  * CORS and cache headers.
  */
@@ -294,9 +296,36 @@ url_key(struct req *r)
 	return ERR_OK;
 }
 
-/* Authenticate the Bearer token; sets r->user_id. */
+/*
+ * The answer to a statement that checked the request's token (every
+ * statement of an authenticated route does, see dispatch): DBR_NONE
+ * becomes `none`.
+ */
+enum err
+router_db(struct req *r, enum dbr d, enum err none)
+{
+	r->authed = 1;
+	switch (d) {
+	case DBR_OK: return ERR_OK;
+	case DBR_NONE: return none;
+	case DBR_NOAUTH: return ERR_INVALID_TOKEN;
+	case DBR_DUP: return ERR_KEY_EXISTS;
+	case DBR_DOWN: return ERR_SERVICE_UNAVAILABLE;
+	default: return ERR_INTERNAL;
+	}
+}
+
+/* Look the token up by itself; sets r->user_id. */
 enum err
 router_auth(struct req *r)
+{
+	return router_db(
+	    r, db_token_user(r->token_hash, &r->user_id), ERR_INVALID_TOKEN);
+}
+
+/* The Bearer token's hash into r->token_hash, without the database. */
+static enum err
+bearer(struct req *r)
 {
 	char tok[TOKEN_LEN + 1];
 
@@ -307,12 +336,28 @@ router_auth(struct req *r)
 		return ERR_INVALID_TOKEN;
 	auth_token_hash(tok, r->token_hash);
 	explicit_bzero(tok, sizeof tok);
-	switch (db_token_user(r->token_hash, &r->user_id)) {
-	case DBR_OK: return ERR_OK;
-	case DBR_NONE: return ERR_INVALID_TOKEN;
-	case DBR_DOWN: return ERR_SERVICE_UNAVAILABLE;
-	default: return ERR_INTERNAL;
+	return ERR_OK;
+}
+
+/* Content-Type (415), the body (413, 400), its JSON, the URL's key. */
+static enum err
+parse(const struct route *rt, struct req *r, enum err body)
+{
+	enum err e;
+
+	if (rt->body) {
+		if (!req_json_ctype(r->ctype))
+			return ERR_UNSUPPORTED_MEDIA_TYPE;
+		if (body != ERR_OK)
+			return body;
+		if ((e = json_parse_body(r->body, r->bodylen, &r->json)) !=
+		    ERR_OK)
+			return e;
 	}
+	// NOLINTNEXTLINE(clang-analyzer-unix.Malloc): a false positive
+	if (rt->path[strlen(rt->path) - 1] == '/')
+		return url_key(r);
+	return ERR_OK;
 }
 
 static enum err
@@ -345,23 +390,30 @@ dispatch(FCGX_Request *f, struct req *r)
 		r->allow = allow_for(any, allow, sizeof allow);
 		return ERR_METHOD_NOT_ALLOWED;
 	}
-	if (rt->auth && (e = router_auth(r)) != ERR_OK)
+	if (rt->auth && (e = bearer(r)) != ERR_OK)
 		return e;
-	if (rt->body) {
-		if (!req_json_ctype(r->ctype))
-			return ERR_UNSUPPORTED_MEDIA_TYPE;
-		if (body != ERR_OK)
-			return body;
-		if ((e = json_parse_body(r->body, r->bodylen, &r->json)) !=
-		    ERR_OK)
-			return e;
-	}
 	/* r->body and r->json are router_handle's to free, whatever this
 	 * returns. */
-	// NOLINTNEXTLINE(clang-analyzer-unix.Malloc): a false positive
-	if (rt->path[strlen(rt->path) - 1] == '/' && (e = url_key(r)) != ERR_OK)
-		return e;
-	return rt->fn(r);
+	if ((e = parse(rt, r, body)) == ERR_OK)
+		e = rt->fn(r);
+	/*
+	 * The handler's statement checks the token as it reads or writes
+	 * (one round trip).  A request that failed before any statement ran
+	 * has its token checked now: the contract answers INVALID_TOKEN
+	 * before every other error of an authenticated route.
+	 */
+	if (rt->auth && !r->authed) {
+		enum err a = router_auth(r);
+
+		if (a != ERR_OK)
+			return a;
+		if (e == ERR_OK) {
+			log_err("%s %s: the handler did not check the token",
+			    rt->method, rt->path);
+			return ERR_INTERNAL;
+		}
+	}
+	return e;
 }
 
 static const char *

@@ -106,6 +106,76 @@ subtest 'order: auth, then Content-Type, then body, then fields' => sub {
         'INVALID_JSON', 'token: INVALID_JSON before MISSING_FIELDS');
 };
 
+# The data statements check the token as they read or write (one round
+# trip); a request that fails before any statement ran has its token
+# checked then.  Either way a token that is not valid is answered first,
+# whatever else is wrong, and changes nothing.  (Not a body over body_max:
+# nginx answers that 413 itself, before any worker sees the request, as
+# API.md allows.)
+subtest 'a well-formed token that is not valid: INVALID_TOKEN before every other error' => sub {
+    my $k = uniq('tok');
+    my $r = $s->request(POST => '/api/data', { headers => $AUTH, json => { key => $k, value => 'kept' } });
+    status_is($r, 201, 'setup: a key');
+    my $etag = $r->{headers}{etag} // '';
+    (my $other = $etag) =~ s/[0-9a-f](?=[^0-9a-f]*$)/$& eq '0' ? '1' : '0'/e;
+    isnt $other, $etag, "another well-formed ETag ($other)";
+
+    my %tok = (unknown => 'A' x 43);
+    my $login = sub {
+        my $r = $s->request(POST => '/api/token', { json => { username => $U->{username}, password => $U->{password} } });
+        return $r->{json}{data}{access_token};
+    };
+    $tok{revoked} = $login->();
+    status_is($s->request(DELETE => '/api/token', { headers => $s->auth($tok{revoked}) }), 200, 'setup: revoke');
+    $tok{expired} = $login->();
+    $s->sql("UPDATE tokens SET expires_at = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND "
+        . "WHERE token_hash = UNHEX(SHA2('$tok{expired}', 256))");
+    $s->error_is($s->request(GET => "/api/data/$k", { headers => $s->auth($tok{expired}) }),
+        'INVALID_TOKEN', 'setup: the expired token is refused');
+
+    for my $which (sort keys %tok) {
+        my %h = %{ $s->auth($tok{$which}) };
+        my @cases = (
+            [ 'POST, text/plain',             send_raw(POST => '/api/data', 'text/plain', 'not json', %h) ],
+            [ 'POST, bad JSON',               send_raw(POST => '/api/data', $CT, '{"key":', %h) ],
+            [ 'POST, empty key',              send_raw(POST => '/api/data', $CT, '{"key":"","value":1}', %h) ],
+            [ 'POST, no value',               send_raw(POST => '/api/data', $CT, qq({"key":"${k}n"}), %h) ],
+            [ 'POST, an existing key',        send_raw(POST => '/api/data', $CT, qq({"key":"$k","value":1}), %h) ],
+            [ 'POST, a new key',              send_raw(POST => '/api/data', $CT, qq({"key":"${k}n","value":1}), %h) ],
+            [ 'PUT',                          send_raw(PUT => "/api/data/$k", $CT, '{"value":"x"}', %h) ],
+            [ 'PUT, bad value',               send_raw(PUT => "/api/data/$k", $CT, '{"value":}', %h) ],
+            [ 'PUT, a missing key',           send_raw(PUT => "/api/data/${k}n", $CT, '{"value":"x"}', %h) ],
+            [ 'PUT, If-Match: another ETag',  send_raw(PUT => "/api/data/$k", $CT, '{"value":"x"}', %h, 'If-Match' => $other) ],
+            [ 'PUT, If-Match: its ETag',      send_raw(PUT => "/api/data/$k", $CT, '{"value":"x"}', %h, 'If-Match' => $etag) ],
+            [ 'PUT, a key too long',          send_raw(PUT => '/api/data/' . 'a' x 300, $CT, '{"value":"x"}', %h) ],
+            [ 'GET',                          $s->request(GET => "/api/data/$k", { headers => \%h }) ],
+            [ 'GET, If-None-Match: its ETag', $s->request(GET => "/api/data/$k", { headers => { %h, 'If-None-Match' => $etag } }) ],
+            [ 'GET, a missing key',           $s->request(GET => "/api/data/${k}n", { headers => \%h }) ],
+            [ 'GET, a key too long',          $s->request(GET => '/api/data/' . 'a' x 300, { headers => \%h }) ],
+            [ 'HEAD',                         $s->request(HEAD => "/api/data/$k", { headers => \%h }) ],
+            [ 'list, limit=0',                $s->request(GET => '/api/data?limit=0', { headers => \%h }) ],
+            [ 'list',                         $s->request(GET => '/api/data', { headers => \%h }) ],
+            [ 'DELETE',                       $s->request(DELETE => "/api/data/$k", { headers => \%h }) ],
+            [ 'DELETE, If-Match: another',    $s->request(DELETE => "/api/data/$k", { headers => { %h, 'If-Match' => $other } }) ],
+            [ 'DELETE, a missing key',        $s->request(DELETE => "/api/data/${k}n", { headers => \%h }) ],
+            [ 'DELETE /api/token',            $s->request(DELETE => '/api/token', { headers => \%h }) ],
+        );
+        for my $c (@cases) {
+            if ($c->[0] eq 'HEAD') {
+                is $c->[1]{status}, 401, "$which token, HEAD: 401";
+                is $c->[1]{body}, '', "$which token, HEAD: no body";
+                next;
+            }
+            $s->error_is($c->[1], 'INVALID_TOKEN', "$which token, $c->[0]");
+        }
+    }
+    $r = $s->request(GET => "/api/data/$k", { headers => $AUTH });
+    json_is($r, { status => 'success', data => { key => $k, value => 'kept' } }, 'the key is unchanged');
+    is $r->{headers}{etag}, $etag, 'and so is its ETag';
+    $s->error_is($s->request(GET => "/api/data/${k}n", { headers => $AUTH }), 'KEY_NOT_FOUND',
+        'no key was created');
+};
+
 subtest 'GET and DELETE ignore the body and its Content-Type' => sub {
     my $k = uniq('ign');
     status_is($s->request(POST => '/api/data', { headers => $AUTH, json => { key => $k, value => 1 } }), 201, 'setup');

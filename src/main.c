@@ -58,7 +58,7 @@ usage(FILE *f)
 	    "0,\n"
 	    "where spawn-fcgi puts the listening socket:\n"
 	    "\n"
-	    "  spawn-fcgi -n -s /run/kvapi.sock -- multiwatch -f 4 -- kvapi -c "
+	    "  spawn-fcgi -n -s /run/kvapi.sock -- multiwatch -f 6 -- kvapi -c "
 	    "FILE\n"
 	    "\n"
 	    "  -c FILE    config file (default: $KVAPI_CONFIG, else %s)\n"

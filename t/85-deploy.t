@@ -220,7 +220,7 @@ subtest 'the systemd units' => sub {
     system('cp', '-r', glob("$SRCDIR/systemd/kvapi\@*.service.d"), $dir) == 0 or die 'cp';
     my %u = map { $_ => unit($dir, $_) } qw(data auth);
     like(join(' ', @{ $u{data}{argv} }),
-        qr{^\S*/spawn-fcgi -n -s /run/kvapi/kvapi\.sock -M 0660 -- \S*/multiwatch -f 4 -- /\S+/sbin/kvapi -c /\S+/kvapi/kvapi\.conf$},
+        qr{^\S*/spawn-fcgi -n -s /run/kvapi/kvapi\.sock -M 0660 -- \S*/multiwatch -f 6 -- /\S+/sbin/kvapi -c /\S+/kvapi/kvapi\.conf$},
         'kvapi@data: 4 workers on /run/kvapi/kvapi.sock');
     like(join(' ', @{ $u{auth}{argv} }), qr{ -s /run/kvapi/auth\.sock .* -f 2 -- },
         'kvapi@auth: 2 workers on /run/kvapi/auth.sock');

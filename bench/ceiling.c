@@ -115,6 +115,8 @@ main(int argc, char *argv[])
 			FCGX_PutS("Status: 500 Internal Server Error\r\n\r\n",
 			    req.out);
 		}
+		/* Close at once, as kvapi does (src/main.c). */
+		FCGX_Detach(&req);
 		FCGX_Finish_r(&req);
 	}
 	return 0;

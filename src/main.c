@@ -153,6 +153,16 @@ main(int argc, char *argv[])
 	while (!stopping && FCGX_Accept_r(&req) >= 0) {
 		sigprocmask(SIG_BLOCK, &stops, NULL);
 		router_handle(&req);
+		/*
+		 * Close the connection at once.  Undetached, libfcgi shuts
+		 * down its side and waits (up to 2 s) for nginx to close
+		 * first, so that unread input cannot reset the connection
+		 * before nginx has the answer; the worker then blocks once
+		 * more per request.  There is no unread input: the router
+		 * has read the request to its end, body included.  (-10 us
+		 * of CPU per request, +0-7% throughput: docs/performance.md.)
+		 */
+		FCGX_Detach(&req);
 		FCGX_Finish_r(&req);
 		served++;
 		purge_tokens();

@@ -187,6 +187,7 @@ sub base_url { "http://127.0.0.1:$_[0]{port}" }
 sub dir { $_[0]{dir} }
 sub config_path { "$_[0]{dir}/kvapi.conf" }
 sub db_name { $_[0]{db} }
+sub db_user { $_[0]{db_user} }
 # The MariaDB directory (its admin socket is db_var/run/mysqld.sock).
 sub db_var { $_[0]{var} }
 

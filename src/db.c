@@ -168,8 +168,9 @@ open_conn(const char *host, unsigned int port)
 	mysql_options(m, MYSQL_INIT_COMMAND,
 	    "SET SESSION sql_mode = "
 	    "'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'");
-	/* On Galera: a read waits until this node has applied every write
-	 * the cluster committed before it (read-your-writes anywhere). */
+	/* On Galera: a statement waits until this node has applied every
+	 * write the cluster committed before it (read-your-writes anywhere).
+	 * 7 = reads, UPDATE/DELETE and INSERT: writes read the token too. */
 	if (cfg.db_galera)
 		mysql_options(
 		    m, MYSQL_INIT_COMMAND, "SET SESSION wsrep_sync_wait = 7");

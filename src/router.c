@@ -2,11 +2,11 @@
  * The router: ONE table of routes (method, path, auth, body, handler),
  * and the steps every request goes through in the contract's order:
  * 404/405, authentication, Content-Type (415), body size (413), JSON
- * (400), the key from the URL, then the handler.  Authentication is
- * done by the handler's own statement where it can be (see dispatch),
- * yet answers first.  It is also the only
- * place that writes a response, so every answer gets the same envelope,
- * CORS and cache headers.
+ * (400), the key from the URL, then the handler.  The token is checked
+ * by the handler's own statement where it can be (see dispatch), and a
+ * token that is not valid is still the first error answered.  It is also
+ * the only place that writes a response, so every answer gets the same
+ * envelope, CORS and cache headers.
  */
 #include "config.h"
 
@@ -309,6 +309,7 @@ router_db(struct req *r, enum dbr d, enum err none)
 	case DBR_OK: return ERR_OK;
 	case DBR_NONE: return none;
 	case DBR_NOAUTH: return ERR_INVALID_TOKEN;
+	/* The only unique key an authenticated route can hit: (user, k). */
 	case DBR_DUP: return ERR_KEY_EXISTS;
 	case DBR_DOWN: return ERR_SERVICE_UNAVAILABLE;
 	default: return ERR_INTERNAL;

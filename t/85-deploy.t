@@ -221,7 +221,7 @@ subtest 'the systemd units' => sub {
     my %u = map { $_ => unit($dir, $_) } qw(data auth);
     like(join(' ', @{ $u{data}{argv} }),
         qr{^\S*/spawn-fcgi -n -s /run/kvapi/kvapi\.sock -M 0660 -- \S*/multiwatch -f 6 -- /\S+/sbin/kvapi -c /\S+/kvapi/kvapi\.conf$},
-        'kvapi@data: 4 workers on /run/kvapi/kvapi.sock');
+        'kvapi@data: 6 workers on /run/kvapi/kvapi.sock');
     like(join(' ', @{ $u{auth}{argv} }), qr{ -s /run/kvapi/auth\.sock .* -f 2 -- },
         'kvapi@auth: 2 workers on /run/kvapi/auth.sock');
     is($u{auth}{Nice}, 10, 'kvapi@auth is niced');
@@ -605,7 +605,9 @@ EOF
         $stop_pools->() if $stop_pools;
         my $log = join '', map { slurp("$dir/kvapi-$_.log") } qw(data auth);
         my $n = () = $log =~ /worker stopping after \d+ requests/g;
-        is($n, 6, 'every worker stopped gracefully');
+        my $want = 0;
+        $want += unit('/lib/systemd/system', $_)->{env}{WORKERS} for qw(data auth);
+        is($n, $want, "every worker stopped gracefully ($want)");
         unlike($log, qr/Child\[\d+\] died|Spawning child\[\d+\] failed| (?:error|crit|warn):/,
             'no worker died, failed or complained') or diag $log;
     };

@@ -3,12 +3,8 @@
 -- (c mod users)-th seeded user (script/bench seeds them so).
 package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
 local b = require "common"
-setup, done = b.setup, b.done
+setup, init, done = b.setup, b.init, b.done
 local c = -1
-
-function init()
-  b.init()
-end
 
 function request()
   c = c + 1

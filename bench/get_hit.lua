@@ -2,11 +2,7 @@
 -- random one of its keys.
 package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
 local b = require "common"
-setup, done = b.setup, b.done
-
-function init()
-  b.init()
-end
+setup, init, done = b.setup, b.init, b.done
 
 function request()
   return b.request("GET", "/api/data/k" .. math.random(0, b.keys - 1), b.user())

@@ -5,12 +5,8 @@
 -- connection).  Every answer is 2xx.
 package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
 local b = require "common"
-setup, done = b.setup, b.done
+setup, init, done = b.setup, b.init, b.done
 local n, c = 0, -1
-
-function init()
-  b.init()
-end
 
 function request()
   n = n + 1

@@ -2,12 +2,8 @@
 -- wrk thread id and a counter, so every POST is a 201.
 package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
 local b = require "common"
-setup, done = b.setup, b.done
+setup, init, done = b.setup, b.init, b.done
 local n = 0
-
-function init()
-  b.init()
-end
 
 function request()
   n = n + 1

@@ -1,12 +1,8 @@
 -- PUT /api/data/{key}: replace the value of a random existing key.
 package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
 local b = require "common"
-setup, done = b.setup, b.done
+setup, init, done = b.setup, b.init, b.done
 local n = 0
-
-function init()
-  b.init()
-end
 
 function request()
   n = n + 1

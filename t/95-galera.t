@@ -182,20 +182,22 @@ is(scalar @stale, 0, "$n_keys keys written on one stack, each read at once on th
 # A token minted on one stack, used at once for a write on the other: the
 # write statement itself checks the token, so it must see the new row.
 my @late;
-for my $i (1 .. 10) {
-    my ($l, $w) = $i % 2 ? ($B, $A) : ($A, $B);
+# Log in on stack $l: (status, Authorization header of the new token).
+my $login = sub {
+    my ($l) = @_;
     my $t = $l->request(POST => '/api/token',
         {json => {username => $u{username}, password => $u{password}}});
-    my %h = (Authorization => 'Bearer ' . ($t->{json}{data}{access_token} // ''));
-    my @st = ($t->{status},
-        $w->request(POST => '/api/data', {headers => \%h, json => {key => "fresh$i", value => $i}})->{status});
-    ($l, $w) = ($w, $l);
-    $t = $l->request(POST => '/api/token',
-        {json => {username => $u{username}, password => $u{password}}});
-    %h = (Authorization => 'Bearer ' . ($t->{json}{data}{access_token} // ''));
-    push @st, $t->{status},
-        $w->request(PUT => "/api/data/fresh$i", {headers => \%h, json => {value => -$i}})->{status},
-        $w->request(DELETE => "/api/data/fresh$i", {headers => \%h})->{status};
+    return ($t->{status}, {Authorization => 'Bearer ' . ($t->{json}{data}{access_token} // '')});
+};
+for my $i (1 .. 10) {
+    my ($l, $w) = $i % 2 ? ($B, $A) : ($A, $B);
+    my ($st, $h) = $login->($l);
+    my @st = ($st,
+        $w->request(POST => '/api/data', {headers => $h, json => {key => "fresh$i", value => $i}})->{status});
+    ($st, $h) = $login->($w);
+    push @st, $st,
+        $l->request(PUT => "/api/data/fresh$i", {headers => $h, json => {value => -$i}})->{status},
+        $l->request(DELETE => "/api/data/fresh$i", {headers => $h})->{status};
     push @late, "round $i: @st" unless "@st" eq '200 201 200 200 200';
 }
 is(scalar @late, 0, 'a new token writes at once on the other stack: POST, PUT, DELETE (10 rounds)')

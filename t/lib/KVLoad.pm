@@ -34,6 +34,7 @@ use warnings;
 use JSON::PP ();
 use POSIX ();
 use Time::HiRes qw(time sleep);
+use KVTest ();    # its error table and dechunk
 
 our @FIELDS = qw(client seq t0 t1 method path op key val status code retries
     err body reconnect ctype);
@@ -603,16 +604,7 @@ sub _exchange {
         }
     }
     my $body = defined $need && $need >= 0 ? substr($buf, 0, $need) : $buf;
-    if (defined $need && $need < 0) {
-        my ($plain, $rest) = ('', $buf);
-        while ($rest =~ s/\A([0-9a-fA-F]+)[^\r\n]*\r\n//) {
-            my $n = hex $1;
-            last if $n == 0;
-            $plain .= substr $rest, 0, $n, '';
-            $rest =~ s/\A\r\n//;
-        }
-        $body = $plain;
-    }
+    $body = KVTest::dechunk($buf) if defined $need && $need < 0;
     $self->_drop if ($h{connection} // '') =~ /close/i;
     return {status => $status + 0, headers => \%h, body => $body};
 }

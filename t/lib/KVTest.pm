@@ -571,17 +571,22 @@ sub _parse_raw {
         $h{$k} = exists $h{$k} ? [ ref $h{$k} ? @{ $h{$k} } : $h{$k}, $v ] : $v;
     }
     $body //= '';
-    if (($h{'transfer-encoding'} // '') =~ /chunked/i) {
-        my $plain = '';
-        while ($body =~ s/\A([0-9a-fA-F]+)[^\r\n]*\r\n//) {
-            my $n = hex $1;
-            last if $n == 0;
-            $plain .= substr $body, 0, $n, '';
-            $body =~ s/\A\r\n//;
-        }
-        $body = $plain;
-    }
+    $body = dechunk($body) if ($h{'transfer-encoding'} // '') =~ /chunked/i;
     return _response($status, \%h, $body);
+}
+
+# The payload of a body sent with Transfer-Encoding: chunked (also used
+# by KVLoad).
+sub dechunk {
+    my ($rest) = @_;
+    my $plain = '';
+    while ($rest =~ s/\A([0-9a-fA-F]+)[^\r\n]*\r\n//) {
+        my $n = hex $1;
+        last if $n == 0;
+        $plain .= substr $rest, 0, $n, '';
+        $rest =~ s/\A\r\n//;
+    }
+    return $plain;
 }
 
 1;

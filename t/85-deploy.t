@@ -58,7 +58,14 @@ sub run {
     return ($? >> 8, $out);
 }
 
-sub have { grep { -x "$_/$_[0]" } split /:/, $ENV{PATH} }
+# Every tool this file uses is installed by script/stack deps --test, so
+# every machine takes the same path through it: a missing one fails.
+sub need {
+    my ($tool) = @_;
+    return 1 if grep { -x "$_/$tool" } split /:/, $ENV{PATH};
+    fail("$tool is installed (script/stack deps --test installs it)");
+    return 0;
+}
 
 # The settings: src/config.c's keys table and defaults, the sample config,
 # and kvapi(8) must name the same keys with the same defaults.
@@ -212,7 +219,7 @@ sub unit {
 }
 
 subtest 'the systemd units' => sub {
-    plan skip_all => 'no systemd-analyze' unless have('systemd-analyze');
+    return unless need('systemd-analyze');
     my $dir = "$tmp/units";
     mkdir $dir;
     system('cp', "$BUILDDIR/systemd/kvapi.service", "$BUILDDIR/systemd/kvapi\@.service", $dir) == 0
@@ -236,9 +243,9 @@ subtest 'the systemd units' => sub {
     is_deeply([sort keys %pass], ['/run/kvapi/auth.sock', '/run/kvapi/kvapi.sock'],
         'the site passes to the two sockets');
 
-  SKIP: {
-        skip 'spawn-fcgi or multiwatch is not installed', 3
-            unless -x $u{data}{argv}[0] && grep { m{^/\S*/multiwatch$} && -x } @{ $u{data}{argv} };
+    {
+        ok(-x $u{data}{argv}[0] && grep({ m{^/\S*/multiwatch$} && -x } @{ $u{data}{argv} }),
+            'the units run the installed spawn-fcgi and multiwatch');
         my ($rc, $out) = run('systemd-analyze', 'verify', '--man=no',
             map { "$dir/$_" } qw(kvapi.service kvapi@data.service kvapi@auth.service));
         is($rc, 0, 'systemd-analyze verify succeeds');
@@ -254,16 +261,13 @@ subtest 'the man pages' => sub {
     for my $page (qw(kvapi.8 kvapi-migrate.8)) {
         my $f = "$BUILDDIR/man/$page";
         unlike(slurp($f), qr/\@[a-z]+\@/, "$page: no placeholder left");
-        my ($rc, $out);
-        if (have('mandoc')) {
-            ($rc, $out) = run('mandoc', '-Tlint', '-W', 'warning', $f);
-        } elsif (have('groff')) {
-            ($rc, $out) = run('groff', '-mandoc', '-ww', '-z', $f);
-        } else {
-            pass("$page: no mandoc or groff to check it");
-            next;
-        }
-        is($out, '', "$page: no warnings") or diag $out;
+        # Both formatters a reader may have: mandoc's lint and groff with
+        # every warning on (line breaking included).
+        need('mandoc') && need('groff') or next;
+        my ($rc, $out) = run('mandoc', '-Tlint', '-W', 'warning', $f);
+        is("$rc $out", '0 ', "$page: mandoc -Tlint has nothing to say") or diag $out;
+        ($rc, $out) = run('groff', '-mandoc', '-ww', '-z', $f);
+        is("$rc $out", '0 ', "$page: groff -ww has nothing to say") or diag $out;
     }
 };
 
@@ -271,7 +275,8 @@ subtest 'the installed nginx site' => sub {
     my $site = slurp("$BUILDDIR/nginx/kvapi");
     my @left = grep { !/^\s*#/ && /\@[A-Z_]+\@/ } split /\n/, $site;
     is_deeply(\@left, [], 'no placeholder left outside comments');
-    plan skip_all => 'no nginx' unless have('nginx') && -r '/etc/nginx/fastcgi_params';
+    return unless need('nginx');
+    ok(-r '/etc/nginx/fastcgi_params', "nginx's fastcgi_params is there");
     (my $copy = $site) =~ s{access_log /\S+}{access_log $tmp/access.log};
     spew("$tmp/site.conf", $copy, 0644);
     spew("$tmp/nginx.conf", "pid $tmp/nginx.pid;\nerror_log $tmp/error.log;\n"
@@ -437,8 +442,9 @@ sub package_test {
         ok(-l '/etc/systemd/system/multi-user.target.wants/kvapi.service', 'kvapi.service enabled');
         ($rc, $out) = run('/usr/sbin/kvapi', '--version');
         like($out, qr/^kvapi \d/, 'kvapi --version');
-        if (have('systemd-analyze')) {
-            ($rc, $out) = run('systemd-analyze', 'verify', (have('man') ? () : '--man=no'),
+        # With the man pages: the units' Documentation= names them.
+        if (need('systemd-analyze') && need('man')) {
+            ($rc, $out) = run('systemd-analyze', 'verify',
                 qw(kvapi.service kvapi@data.service kvapi@auth.service));
             is("$rc $out", '0 ', 'the installed units verify');
         }
@@ -452,7 +458,7 @@ sub package_test {
         like($out, qr/kvapi: applied 0001_initial/, 'it applies 0001');
     };
 
-    my $strace = have('strace');
+    my $strace = need('strace');
     subtest 'start the pools as the units would' => sub {
         my %u = map { $_ => unit('/lib/systemd/system', $_) } qw(data auth);
         my $rundir = "/run/$u{data}{RuntimeDirectory}";
@@ -613,7 +619,7 @@ EOF
     };
 
     subtest 'the system calls the workers made are all allowed by the unit' => sub {
-        plan skip_all => 'no strace or systemd-analyze' unless $strace && have('systemd-analyze');
+        return unless $strace && need('systemd-analyze');
         my $allowed = syscall_allowed(@{ unit('/lib/systemd/system', 'data')->{SystemCallFilter} });
         ok(keys %$allowed > 200, scalar(keys %$allowed) . ' system calls allowed');
         for my $inst (qw(data auth)) {

@@ -211,13 +211,12 @@ sub check_load {
     is(scalar(grep { $_->{status} == 0 } @$recs), 0, 'USR1: no transport error');
     my $short = $s->sql("SELECT COUNT(*) FROM data WHERE k LIKE 'f93big%' AND LENGTH(v) <> 1000002")->[0][0];
     is($short, 0, 'USR1: no stored value was cut short');
-    SKIP: {
-        # On a very busy machine the workers may never be caught waiting.
-        skip 'no signal landed while a worker read a body', 1 unless $aimed;
-        my @bad = grep { $_->{status} != 200 } @$recs;
-        is(scalar @bad, 0, 'USR1: every request answered 200')
-            or diag join "\n", map { KVLoad::fmt_record($_) } @bad[0 .. ($#bad > 2 ? 2 : $#bad)];
-    }
+    # Whether or not a signal was caught landing in a body read (on a
+    # busy machine the workers may never be seen waiting there; the
+    # syscall number is x86-64's), every request must succeed.
+    my @bad = grep { $_->{status} != 200 } @$recs;
+    is(scalar @bad, 0, "USR1: every request answered 200 ($aimed signals aimed at a body read)")
+        or diag join "\n", map { KVLoad::fmt_record($_) } @bad[0 .. ($#bad > 2 ? 2 : $#bad)];
     push @report, sprintf 'USR1 to %d single workers (%d aimed at a body read) under 1 MB PUTs: '
             . '%d requests, answers: %s',
         $signals, $aimed, scalar @$recs, join(', ', map { "$_ x$st{$_}" } sort keys %st);

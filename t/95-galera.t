@@ -354,9 +354,10 @@ sub wrk {
     return ($rps // 0, $non2xx // 0);
 }
 
-SKIP: {
-    skip 'throughput comparison: set KVAPI_GALERA_BENCH=1 or pass --bench', 1 unless $BENCH;
-    skip 'throughput comparison: wrk is not installed', 1 unless grep { -x "$_/wrk" } split /:/, $ENV{PATH};
+# A measurement, not a check (speed is script/bench's to judge), made only
+# when asked for: KVAPI_GALERA_BENCH=1 or --bench.  wrk is installed by
+# script/stack deps --test.
+if ($BENCH) {
     my $secs = 5;
     # Warm both stacks.
     wrk($A->port, 4, 1);

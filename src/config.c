@@ -52,6 +52,10 @@ static const struct key {
     /* Read by script/stack for the nginx site; the worker ignores them. */
     {"auth_rate", 0, 0, 0, K_NGINX, 1},
     {"auth_burst", 0, 0, 0, K_NGINX, 1},
+    {"conn_per_address", 0, 0, 0, K_NGINX, 1},
+    {"header_timeout", 0, 0, 0, K_NGINX, 1},
+    {"body_timeout", 0, 0, 0, K_NGINX, 1},
+    {"keepalive_timeout", 0, 0, 0, K_NGINX, 1},
 #undef OFF
 };
 

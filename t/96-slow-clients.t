@@ -1,0 +1,209 @@
+# One client must not lock everyone else out (slowloris).  An attacker on
+# 127.0.0.2 holds 2,100 connections to the stack, as in the report that
+# found it: (1) half-open, trickling a header line every second; (2) idle
+# keep-alive connections after one request each; (3) POSTs whose bodies
+# trickle in a byte a second.  Throughout, a normal client on 127.0.0.1
+# gets every answer right, and the attacker's connections are closed by
+# the timeouts or answered with the JSON 429 of conn_per_address, never
+# held longer.  Bounded: 2,100 loopback connections at most, ~40 s.
+use strict;
+use warnings;
+use Errno qw(EAGAIN EWOULDBLOCK ECONNRESET);
+use IO::Poll qw(POLLIN POLLHUP POLLERR);
+use IO::Socket::INET;
+use JSON::PP;
+use Test::More;
+use Time::HiRes qw(time sleep);
+
+use lib 't/lib';
+use KVTest qw(json_is);
+
+my $ATTACK = 2100;
+my %CONF = (conn_per_address => 16, header_timeout => 4, body_timeout => 2,
+    keepalive_timeout => 3);
+my $s = KVTest->start(%CONF, workers => 2);
+my $u = $s->new_user('sl');
+my %auth = %{ $s->auth($u->{token}) };
+my $TOO_MANY = {status => 'error', code => 'TOO_MANY_REQUESTS',
+    message => $KVTest::ERRORS{TOO_MANY_REQUESTS}[1]};
+
+# Two decoded JSON values are the same, types included.
+my $CANON = JSON::PP->new->canonical;
+sub same { $CANON->encode(KVTest::tag($_[0])) eq $CANON->encode(KVTest::tag($_[1])) }
+
+# The normal client: one request after another, each checked whole.
+my ($probes, @bad, $seq) = (0);
+sub probe {
+    my $k = sprintf 'n96-%d', ++$seq;
+    my @steps = (
+        [GET => '/api/health', undef, 200, {status => 'success', data => {database => 'up'}}],
+        [POST => '/api/data', {key => $k, value => [$seq]}, 201,
+            {status => 'success', message => 'Data stored successfully.'}],
+        [GET => "/api/data/$k", undef, 200, {status => 'success', data => {key => $k, value => [$seq]}}],
+    );
+    for my $st (@steps) {
+        my ($m, $path, $json, $want, $body) = @$st;
+        my $r = $s->request($m => $path, {headers => \%auth, defined $json ? (json => $json) : ()});
+        $probes++;
+        my $got = eval { JSON::PP->new->decode($r->{body}) };
+        push @bad, "$m $path: $r->{status} $r->{body}"
+            unless $r->{status} == $want && $got && same($got, $body);
+    }
+}
+
+# No failed answer for the normal client since the last reset of @bad.
+sub probes_ok {
+    my ($what) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    ok(!@bad, "the normal client's $probes requests all succeeded $what")
+        or diag sprintf "%d of %d failed; the first: %s", scalar @bad, $probes, $bad[0];
+}
+
+# Open $n connections from the attacker's address, each sending $first.
+sub attack {
+    my ($n, $first) = @_;
+    my @c;
+    for (1 .. $n) {
+        my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $s->port,
+            LocalAddr => '127.0.0.2', Proto => 'tcp', Timeout => 10)
+            or die "attacker connect: $!";
+        $sock->blocking(0);
+        syswrite $sock, $first;
+        push @c, {sock => $sock, t0 => time, in => ''};
+    }
+    return @c;
+}
+
+# Read what the server sent on the attacker's open connections; mark the
+# ones it closed (end of file or reset) with the time it took.
+sub reap {
+    my (@c) = @_;
+    my $poll = IO::Poll->new;
+    $poll->mask($_->{sock} => POLLIN) for grep { !$_->{closed} } @c;
+    $poll->poll(0.05);
+    for my $c (grep { !$_->{closed} } @c) {
+        next unless $poll->events($c->{sock});
+        my $n = sysread $c->{sock}, $c->{in}, 65536, length $c->{in};
+        next if !defined $n && ($! == EAGAIN || $! == EWOULDBLOCK);
+        next if $n;
+        $c->{closed} = time - $c->{t0};
+        $c->{reset} = !defined $n && $! == ECONNRESET;
+        close $c->{sock};
+    }
+}
+
+sub open_count { scalar grep { !$_->{closed} } @_ }
+
+# Each answer the attacker got: 200 (its own request, in phase 2) or the
+# contract's 429 with Retry-After; anything else is listed.
+sub answers {
+    my ($want_ok, @c) = @_;
+    my %n;
+    for my $c (grep { length $_->{in} } @c) {
+        for my $one (split /(?=HTTP\/1\.1 )/, $c->{in}) {
+            my $r = KVTest::_parse_raw($one);
+            my $got = eval { JSON::PP->new->decode($r->{body}) };
+            my $kind = !$got ? "unparsed: $one"
+                : $r->{status} == 429 && ($r->{headers}{'retry-after'} // '') =~ /^\d+$/
+                    && same($got, $TOO_MANY) ? 429
+                : $r->{status} == 200 && $want_ok && same($got, $want_ok) ? 200
+                : "$r->{status} $r->{body}";
+            $n{$kind}++;
+        }
+    }
+    return \%n;
+}
+
+# Probe until $until returns true or $secs pass, reaping the attack.
+sub while_attacked {
+    my ($secs, $c, $until) = @_;
+    my $end = time + $secs;
+    while (time < $end) {
+        probe();
+        reap(@$c);
+        last if $until && $until->();
+    }
+}
+
+# --- (1) half-open connections, a header line a second -----------------
+{
+    my @c = attack($ATTACK, "GET /api/health HTTP/1.1\r\nHost: kvapi\r\n");
+    is(open_count(@c), $ATTACK, "the attacker holds $ATTACK half-open connections");
+    my $next = time + 1;
+    my $line = 0;
+    while_attacked($CONF{header_timeout} + 5, \@c, sub {
+        if (time >= $next) {
+            $line++;
+            syswrite $_->{sock}, "X-Trickle-$line: x\r\n" for grep { !$_->{closed} } @c;
+            $next += 1;
+        }
+        return open_count(@c) == 0;
+    });
+    is(open_count(@c), 0, 'the server closed every one of them');
+    my @early = grep { $_->{closed} && $_->{closed} < $CONF{header_timeout} - 1 } @c;
+    my @late = grep { !$_->{closed} || $_->{closed} > $CONF{header_timeout} + 4 } @c;
+    is(scalar @early, 0, 'none before the header timeout (nothing ran out of room)');
+    is(scalar @late, 0, "none held past the header timeout ($CONF{header_timeout} s), trickle or not");
+    is_deeply(answers(undef, @c), {}, 'and none was answered');
+    probes_ok('meanwhile');
+    note sprintf '(1) %d of %d closed by reset; the last after %.1f s', scalar(grep { $_->{reset} } @c),
+        scalar @c, (sort { $b <=> $a } map { $_->{closed} // 0 } @c)[0];
+}
+
+# --- (2) idle keep-alive connections ------------------------------------
+{
+    ($probes, @bad) = (0);
+    my @c = attack($ATTACK, "GET /api/health HTTP/1.1\r\nHost: kvapi\r\n\r\n");
+    while_attacked($CONF{keepalive_timeout} + 6, \@c, sub { open_count(@c) == 0 });
+    is(open_count(@c), 0, "the server closed all $ATTACK idle keep-alive connections");
+    my @late = grep { !$_->{closed} || $_->{closed} > $CONF{keepalive_timeout} + 5 } @c;
+    is(scalar @late, 0, "none held past the keep-alive timeout ($CONF{keepalive_timeout} s)");
+    my $n = answers({status => 'success', data => {database => 'up'}}, @c);
+    my $ok = ($n->{200} // 0) + ($n->{429} // 0);
+    is($ok, $ATTACK, 'each of its requests got the health answer or the JSON 429')
+        or diag explain $n;
+    ok($n->{429}, "over conn_per_address ($CONF{conn_per_address}) in progress: 429 (got $n->{429})");
+    probes_ok('meanwhile');
+}
+
+# --- (3) bodies trickled a byte a second ---------------------------------
+{
+    ($probes, @bad) = (0);
+    my $n = 4 * $CONF{conn_per_address};
+    my $body = '{"key":"t96-trickle","value":"never stored"}';
+    my $head = sprintf "POST /api/data HTTP/1.1\r\nHost: kvapi\r\nAuthorization: %s\r\n"
+        . "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n", $auth{Authorization}, length $body;
+    my @c = attack($n, $head . substr($body, 0, 1));
+    # A byte a second for a while (the connections within the limit are
+    # read by nginx, never handed to a worker), then a pause longer than
+    # the body timeout.
+    my $sent = 1;
+    my $trickle_end = time + 4;
+    my $next = time + 1;
+    while_attacked(4, \@c, sub {
+        if (time >= $next && time < $trickle_end) {
+            syswrite $_->{sock}, substr($body, $sent, 1) for grep { !$_->{closed} } @c;
+            $sent++;
+            $next += 1;
+        }
+        return 0;
+    });
+    my $answered = answers(undef, @c);
+    is_deeply($answered, {429 => $n - $CONF{conn_per_address}},
+        "of $n trickled bodies, all over conn_per_address got the JSON 429 at once");
+    my @reading = grep { !length $_->{in} } @c;
+    is(open_count(@reading), $CONF{conn_per_address},
+        "the $CONF{conn_per_address} within it were still being read after 4 s");
+    probes_ok('during the trickle, with 2 workers');
+    my $pause = time;
+    while_attacked($CONF{body_timeout} + 5, \@c, sub { open_count(@reading) == 0 });
+    is(open_count(@reading), 0, 'a pause longer than the body timeout closed them');
+    ok(time - $pause <= $CONF{body_timeout} + 4, sprintf 'within %.1f s of the pause', time - $pause);
+    is_deeply(answers(undef, @reading), {}, 'with no answer');
+    is($s->sql("SELECT COUNT(*) FROM data WHERE k = 't96-trickle'")->[0][0], 0,
+        'no trickled body reached a worker');
+    probes_ok('afterwards');
+}
+
+$s->stop;
+done_testing;

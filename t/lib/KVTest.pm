@@ -33,6 +33,7 @@ use File::Temp qw(tempdir);
 use HTTP::Tiny;
 use IO::Select;
 use IO::Socket::INET;
+use IO::Socket::UNIX;
 use JSON::PP;
 use POSIX ();
 use Test::More ();
@@ -357,6 +358,87 @@ sub error_is {
             {status => 'error', code => $code, message => $e->[1]}, 'body')
             or Test::More::diag("body: $res->{body}");
     });
+}
+
+# The database password db-create gave this file's user (t/46 writes it
+# into a MySQL option file).
+sub db_password { $_[0]{db_password} }
+
+# The worker binary app-up runs (a test may wrap it: KVAPI_BIN).
+sub worker_bin { $ENV{KVAPI_BIN} // "$BUILDDIR/src/kvapi" }
+
+# request() from another client address: the connection's local end is
+# bound to $addr (all of 127/8 is loopback on Linux), for the limits
+# nginx keeps per client address.
+sub request_from {
+    my ($self, $addr, @args) = @_;
+    local $self->{http} = HTTP::Tiny->new(keep_alive => 0, max_redirect => 0,
+        timeout => 120, agent => 'kvtest', local_address => $addr);
+    return $self->request(@args);
+}
+
+# One FastCGI request straight to a worker pool's socket, past nginx and
+# its limits: %$params are the FastCGI params (REQUEST_METHOD, PATH_INFO,
+# REQUEST_URI, CONTENT_LENGTH, ... as nginx would send them; leave
+# CONTENT_LENGTH out to make the worker read to the end), $stdin the body.
+# $opt{pool} is 'kvapi' (the default) or 'auth'.  Returns the worker's
+# CGI answer as request() does ({status, headers, body, json}, the status
+# from its Status: line), with raw (its whole stdout) and app_status (of
+# FCGI_END_REQUEST).
+sub fcgi {
+    my ($self, $params, $stdin, %opt) = @_;
+    my $path = "$self->{dir}/run/" . ($opt{pool} // 'kvapi') . '.sock';
+    my $sock = IO::Socket::UNIX->new(Peer => $path)
+        or die "fcgi: connect $path: $!";
+    binmode $sock;
+    local $SIG{PIPE} = 'IGNORE';
+    # Records of request id 1: version, type, id, length, padding.
+    my $rec = sub { pack('CCnnCx', 1, $_[0], 1, length $_[1], 0) . $_[1] };
+    my $len = sub { $_[0] < 128 ? pack('C', $_[0]) : pack('N', $_[0] | 0x80000000) };
+    my $pairs = join '', map {
+        $len->(length $_) . $len->(length $params->{$_}) . $_ . $params->{$_}
+    } sort keys %$params;
+    # FCGI_BEGIN_REQUEST: role FCGI_RESPONDER, no FCGI_KEEP_CONN.
+    my $out = $rec->(1, pack('nCx5', 1, 0));
+    for my $stream ([4, $pairs], [5, $stdin // '']) {
+        my ($type, $data) = @$stream;
+        for (my $o = 0; $o < length $data; $o += 65535) {
+            $out .= $rec->($type, substr $data, $o, 65535);
+        }
+        $out .= $rec->($type, '');
+    }
+    my $off = 0;
+    while ($off < length $out) {
+        my $n = syswrite($sock, $out, 65536, $off);
+        last unless $n;    # the worker answered and closed early
+        $off += $n;
+    }
+    my ($in, $sel, $stdout, $app) = ('', IO::Select->new($sock), '', undef);
+    my $deadline = time + ($opt{timeout} // 30);
+    READ: while (!defined $app && $sel->can_read($deadline - time)) {
+        last unless sysread($sock, $in, 65536, length $in);
+        while (length $in >= 8) {
+            my ($type, $clen, $pad) = (unpack 'CCnnC', $in)[1, 3, 4];
+            last if length $in < 8 + $clen + $pad;
+            my $content = substr $in, 8, $clen;
+            substr($in, 0, 8 + $clen + $pad) = '';
+            $stdout .= $content if $type == 6;
+            if ($type == 3) {
+                $app = unpack 'N', $content;
+                last READ;
+            }
+        }
+    }
+    close $sock;
+    my ($head, $body) = split /\r?\n\r?\n/, $stdout, 2;
+    my %h;
+    for (split /\r?\n/, $head // '') {
+        $h{lc $1} = $2 if /^([^:\s]+):[ \t]*(.*?)[ \t]*$/;
+    }
+    my ($status) = ($h{status} // '') =~ /^(\d{3})\b/;
+    my $res = _response($status, \%h, $body);
+    @$res{qw(raw app_status)} = ($stdout, $app);
+    return $res;
 }
 
 # Stop everything this file started; fail one test if the logs hold bad

@@ -378,7 +378,10 @@ sub request_from {
 }
 
 # One FastCGI request straight to a worker pool's socket, past nginx and
-# its limits: %$params are the FastCGI params (REQUEST_METHOD, PATH_INFO,
+# its limits.  Not libfcgi's cgi-fcgi: it sends a body only as long as
+# CONTENT_LENGTH says, and the worker's read-to-the-end path (no
+# CONTENT_LENGTH) and its answer to a body longer than announced are what
+# t/45 must reach.  %$params are the FastCGI params (REQUEST_METHOD, PATH_INFO,
 # REQUEST_URI, CONTENT_LENGTH, ... as nginx would send them; leave
 # CONTENT_LENGTH out to make the worker read to the end), $stdin the body.
 # $opt{pool} is 'kvapi' (the default) or 'auth'.  Returns the worker's

@@ -3,7 +3,7 @@
 # nothing, concurrent runs apply a migration once, a failed migration is
 # not recorded, and the migrations end in the very tables sql/schema.sql
 # makes.  Test-only migrations (numbered 99xx, in a temporary directory)
-# stand for the next release's: the shipped set has only 0001.
+# stand for the next release's, after every shipped one (@SHIPPED).
 use strict;
 use warnings;
 use Cwd qw(abs_path);
@@ -89,8 +89,19 @@ sub migrate {
     return ($? >> 8, $out);
 }
 
-sub rows { sql($_[0], "SELECT * FROM $_[1] ORDER BY 1, 2;\n") }
+sub rows { sql($_[0], "SELECT ${\($_[2] // '*')} FROM $_[1] ORDER BY 1, 2;\n") }
 sub versions { [map { $_->[0] } @{ sql($_[0], "SELECT version FROM schema_version ORDER BY version;\n") }] }
+
+# The shipped migrations: their versions and names, in order.
+my @SHIPPED = map { m{/(\d{4})_([a-z0-9_]+)\.sql\z} ? [$1 + 0, "$1_$2"] : () } sort glob "$MIGRATIONS/*.sql";
+my @V = map { $_->[0] } @SHIPPED;
+my $APPLIED = join '.*', map { "applied $_->[1]\n" } @SHIPPED;
+my $LISTED = join '', map { "$_->[1] applied \\d{4}-.*\n" } @SHIPPED;
+# The columns of 0001's tables, which later migrations leave as they are.
+my %COLS0001 = (
+    users => 'id, username, email, email_key, password_hash, full_name, age, gender, created_at',
+    tokens => 'token_hash, user_id, created_at, expires_at',
+);
 
 my $probe = <<'EOF';
 -- The next release, as a test sees it: a table, a column and an index
@@ -111,14 +122,18 @@ INSERT INTO tokens (token_hash, user_id, created_at, expires_at)
   VALUES (UNHEX(SHA2('t', 256)), 1, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6) + INTERVAL 1 HOUR);
 INSERT INTO data (user_id, k, v) VALUES (1, 'a', '1'), (1, 'b/c d', '{"x":[1,2]}'), (2, 'a', '"two"');
 EOF
-    my %before = map { $_ => rows($db, $_) } qw(users tokens data);
+    my %before = map { $_ => rows($db, $_, $COLS0001{$_}) } qw(users tokens data);
     my $dir = migrations('9901_probe.sql' => $probe);
 
     my ($rc, $out) = migrate($db, $dir);
     is($rc, 0, 'first run succeeds') or diag $out;
-    like($out, qr/applied 0001_initial\n.*applied 9901_probe\n/s, 'it applies 0001 then 9901');
-    is_deeply(versions($db), [1, 9901], 'schema_version records both');
-    is_deeply(rows($db, $_), $before{$_}, "$_ rows kept") for qw(users tokens);
+    like($out, qr/${APPLIED}.*applied 9901_probe\n/s, 'it applies the shipped ones, then 9901');
+    is_deeply(versions($db), [@V, 9901], 'schema_version records them all');
+    is_deeply(rows($db, $_, $COLS0001{$_}), $before{$_}, "$_ rows kept") for qw(users tokens);
+    # 0002: the 0.1.0 token is a session of its own, ending with it.
+    is_deeply(sql($db, "SELECT s.user_id, s.expires_at = t.expires_at, s.refreshed_at IS NULL, "
+            . "(SELECT COUNT(*) FROM refresh_tokens) FROM tokens t JOIN sessions s ON s.id = t.session_id;\n"),
+        [[1, 1, 1, 0]], "0002: the old token has a session of its own, without a refresh token");
     is_deeply([map { [@$_[0 .. 4]] } @{ rows($db, 'data') }],
         [map { [@$_[0 .. 4]] } @{ $before{data} }], 'data rows kept');
     is(sql($db, "SELECT COUNT(*) FROM data WHERE probe IS NULL;\n")->[0][0], 3,
@@ -132,7 +147,7 @@ EOF
 
     ($rc, $out) = migrate($db, $dir, '--status');
     is($rc, 0, '--status succeeds');
-    like($out, qr/^0001_initial applied \d{4}-.*\n9901_probe applied \d{4}-/m, '--status lists both');
+    like($out, qr/^${LISTED}9901_probe applied \d{4}-/m, '--status lists them all');
 
     ($rc, $out) = migrate($db, $MIGRATIONS);
     is($rc, 0, 'a release that lacks 9901 still runs');
@@ -159,7 +174,7 @@ subtest 'runs at the same time apply each migration once' => sub {
     is_deeply(\@rc, [0, 0], 'both runs succeed') or diag $out;
     is(sql($db, "SELECT COUNT(*) FROM mig_probe;\n")->[0][0], 1, 'the probe ran once');
     like($out, qr/9901_probe was applied by another run meanwhile/, 'one run waited for the other');
-    is_deeply(versions($db), [1, 9901], 'recorded once');
+    is_deeply(versions($db), [@V, 9901], 'recorded once');
 };
 
 subtest 'a failed migration is not recorded and stops the run' => sub {
@@ -169,7 +184,7 @@ subtest 'a failed migration is not recorded and stops the run' => sub {
     my ($rc, $out) = migrate($db, $dir);
     is($rc, 1, 'exit status 1');
     like($out, qr/ERROR .*\n.*9901_broken failed/, 'the server error, and which migration');
-    is_deeply(versions($db), [1], 'only 0001 is recorded');
+    is_deeply(versions($db), \@V, 'only the shipped ones are recorded');
     is(sql($db, "SHOW TABLES LIKE 'mig_probe';\n")->[0], undef, '9902 did not run');
 };
 
@@ -199,7 +214,7 @@ subtest '--create makes the database and a socket-identified user' => sub {
     push @users, "${tag}_u";
     my ($rc, $out) = migrate($db, $MIGRATIONS, '--create');
     is($rc, 0, 'exit 0') or diag $out;
-    is_deeply(versions($db), [1], 'schema applied');
+    is_deeply(versions($db), \@V, 'schema applied');
     my $grants = join "\n", map { $_->[0] } @{ sql(undef, "SHOW GRANTS FOR '${tag}_u'\@'localhost';\n") };
     like($grants, qr/IDENTIFIED VIA unix_socket/, 'identified by the socket');
     like($grants, qr/GRANT SELECT, INSERT, UPDATE, DELETE ON `\Q$db\E`\.\*/, 'rows only');

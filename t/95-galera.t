@@ -120,9 +120,12 @@ is(scalar(() = $status =~ / ON\t3\tSynced$/mg), 3,
 my $DB = 'kvg';
 my $PASS = join '', map { ('a' .. 'z', 0 .. 9)[rand 36] } 1 .. 24;
 cluster("$PASS\n", 'db-create', $CDIR, $DB, $DB);
+# The tables sql/schema.sql creates, by name.
+my @TABLES = sort do { local (@ARGV, $/) = ("$ROOT/sql/schema.sql"); <> } =~ /^CREATE TABLE IF NOT EXISTS (\w+)/mg;
 for my $n (1 .. 3) {
-    is(node_sql($n, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '$DB'")->[0][0],
-        3, "node $n has the schema (replicated from node 1)");
+    is_deeply([map { $_->[0] } @{ node_sql($n, "SELECT TABLE_NAME FROM information_schema.TABLES "
+                . "WHERE TABLE_SCHEMA = '$DB' ORDER BY TABLE_NAME") }],
+        \@TABLES, "node $n has the schema's tables (@TABLES), replicated from node 1");
 }
 
 my %common = (external_db => 1, db_name => $DB, db_user => $DB,

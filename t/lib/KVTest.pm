@@ -203,6 +203,27 @@ sub log_text {
     return scalar <$fh>;
 }
 
+# The database user's password: a secret no log may hold (t/60).
+sub db_password { $_[0]{db_password} }
+
+# Every log this stack writes, file path => text: the workers' and
+# multiwatch's, nginx's error and access logs (run/log) and MariaDB's
+# (log/ of the database directory, shared under script/test).  What is
+# still running may not have written everything: stop it first (app_down,
+# db_down) to read what it flushed.
+sub logs {
+    my ($self) = @_;
+    my %text;
+    my @files = glob "$self->{dir}/run/log/*";
+    push @files, glob "$self->{var}/log/*" if $self->{var};
+    for my $f (grep { -f } @files) {
+        open my $fh, '<:raw', $f or die "$f: $!";
+        local $/;
+        $text{$f} = <$fh> // '';
+    }
+    return \%text;
+}
+
 # Lines matching qr// are expected in the logs (fault tests).
 sub allow_log { my $self = shift; push @{ $self->{allow} }, @_ }
 

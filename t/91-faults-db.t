@@ -84,18 +84,28 @@ sub scenario {
                 sleep 0.02;
             }
         });
+    # Progress is read from nginx's access log, not guessed from time.
+    my $data = $s->access_counter(qr{"\S+ /api/data});
+    my $unavailable = $s->access_counter(qr{" 503 });
+    my $ok = $s->access_counter(qr{"\S+ /api/data\S* HTTP/1\.1" 2\d\d });
+    my ($d0, $u0) = ($data->(), $unavailable->());
     my %t;
     $t{go} = $load->go;
-    sleep 1.5;
+    ok(poll_until(30, sub { $data->() >= $d0 + 100 }), "$name: the load runs before the fault");
     $t{down0} = time;
     $fault->();
     $t{down1} = time;
-    sleep 1.5;
+    ok(poll_until(30, sub { $unavailable->() >= $u0 + 30 }), "$name: clients meet the outage");
     $while_down->() if $while_down;
     $t{up0} = time;
     $s->db_up;
     $t{up1} = time;
-    sleep 2.5;
+    # Enough successes counted from 1.5 s after db_up (the grace of the
+    # checks below) for "load went on": at most 7 were in flight then.
+    my $ok0;
+    ok(poll_until(30, sub {
+        $ok0 //= $ok->() if time > $t{up1} + 1.5;
+        defined $ok0 && $ok->() >= $ok0 + 40 }), "$name: the load goes on after db_up");
     $load->stop;
     my $recs = $load->finish;
     is_deeply([ $load->client_failures ], [], "$name: load clients ran cleanly");

@@ -112,8 +112,21 @@ subtest 'token success' => sub {
         $i++;
         my $r2 = $s->request(POST => '/api/data',
             { headers => $s->auth($t), json => { key => "k$i", value => $i } });
-        is $r2->{status}, 201, "token $i works on a data route (all valid at once)"
-            or diag $r2->{body};
+        subtest "token $i works on a data route (all valid at once)" => sub {
+            is $r2->{status}, 201, 'status 201' or diag $r2->{body};
+            is $r2->{headers}{'content-type'}, $CT, 'Content-Type';
+            is $r2->{headers}{location}, "/api/data/k$i", 'Location';
+            json_is($r2, { status => 'success', message => 'Data stored successfully.' }, 'whole body');
+        };
+    }
+    # The five tokens are one user's: each reads what the others stored.
+    for my $j (1 .. @t) {
+        my $r2 = $s->request(GET => "/api/data/k$j", { headers => $s->auth($t[ -$j ]) });
+        subtest "k$j read back with token " . (@t + 1 - $j) => sub {
+            is $r2->{status}, 200, 'status 200' or diag $r2->{body};
+            is $r2->{headers}{'content-type'}, $CT, 'Content-Type';
+            json_is($r2, { status => 'success', data => { key => "k$j", value => 0 + $j } }, 'whole body');
+        };
     }
 };
 

@@ -17,7 +17,7 @@ use Socket ();
 use Time::HiRes qw(time sleep);
 use Test::More;
 use lib 't/lib';
-use KVTest;
+use KVTest qw(poll_until);
 
 binmode Test::More->builder->$_, ':encoding(UTF-8)'
     for qw(output failure_output todo_output);
@@ -337,7 +337,11 @@ subtest 'a walk is stable while another client inserts and deletes' => sub {
     }
     close $stop_r;
     close $wr;
-    sleep 0.3;
+    # The walks start once the churn is under way: its keys are in the
+    # table (it keeps about 20 alive, deleting as it goes).
+    ok(poll_until(30, sub {
+        $s->sql("SELECT COUNT(*) FROM data WHERE user_id = $u->{user_id} AND k NOT IN ("
+            . join(',', map { "'$_'" } @stable) . ')')->[0][0] >= 15 }), 'the churn is under way');
     my %stable = map { $_ => 1 } @stable;
     my $http = client();
     for my $q ('limit=1&prefix=m', 'limit=7', 'limit=50&prefix=m', 'limit=3') {

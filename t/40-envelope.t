@@ -44,9 +44,80 @@ sub status_is {
     is $r->{status}, $status, $name or diag "body: $r->{body}";
 }
 
+my $ETAG_RE = qr/\A"[0-9a-f]{16}"\z/;
+
+# The whole success answer of a data write, as API.md lists it: status,
+# Content-Type, the headers of that answer and the whole body.
+sub stored_is {
+    my ($r, $k, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    subtest $name => sub {
+        status_is($r, 201, 'status 201');
+        is $r->{headers}{'content-type'}, $CT, 'Content-Type';
+        is $r->{headers}{location}, "/api/data/$k", 'Location';
+        like $r->{headers}{etag} // '', $ETAG_RE, 'ETag';
+        json_is($r, { status => 'success', message => 'Data stored successfully.' }, 'body');
+    };
+}
+
+sub updated_is {
+    my ($r, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    subtest $name => sub {
+        status_is($r, 200, 'status 200');
+        is $r->{headers}{'content-type'}, $CT, 'Content-Type';
+        like $r->{headers}{etag} // '', $ETAG_RE, 'ETag';
+        json_is($r, { status => 'success', message => 'Data updated successfully.' }, 'body');
+    };
+}
+
+# GET of key $k answers its value $v.
+sub read_is {
+    my ($r, $k, $v, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    subtest $name => sub {
+        status_is($r, 200, 'status 200');
+        is $r->{headers}{'content-type'}, $CT, 'Content-Type';
+        like $r->{headers}{etag} // '', $ETAG_RE, 'ETag';
+        json_is($r, { status => 'success', data => { key => $k, value => $v } }, 'body');
+    };
+}
+
+sub logged_in_is {
+    my ($r, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $tok = ref $r->{json} eq 'HASH' && ref $r->{json}{data} eq 'HASH' ? $r->{json}{data}{access_token} : undef;
+    subtest $name => sub {
+        status_is($r, 200, 'status 200');
+        is $r->{headers}{'content-type'}, $CT, 'Content-Type';
+        is $r->{headers}{'cache-control'}, 'no-store', 'Cache-Control: no-store';
+        like $tok // '', qr/\A[A-Za-z0-9_-]{43}\z/, 'access_token';
+        json_is($r, { status => 'success', message => 'Access token generated successfully.',
+                      data => { access_token => defined $tok ? "$tok" : 'missing', token_type => 'Bearer',
+                                expires_in => 3600 } }, 'body');
+    };
+}
+
+# A registration of reg_text() $text, and a login, answered in full.
+sub registered_is {
+    my ($r, $text, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $f = JSON::PP->new->utf8->decode($text);
+    subtest $name => sub {
+        status_is($r, 201, 'status 201');
+        is $r->{headers}{'content-type'}, $CT, 'Content-Type';
+        my $id = ref $r->{json} eq 'HASH' && ref $r->{json}{data} eq 'HASH' ? $r->{json}{data}{user_id} : undef;
+        like $id // '', qr/\A[1-9][0-9]*\z/, 'user_id';
+        json_is($r, { status => 'success', message => 'User successfully registered!',
+                      data => { user_id => defined $id ? "$id" : 'missing', username => $f->{username},
+                                email => $f->{email}, full_name => $f->{full_name}, age => undef,
+                                gender => undef } }, 'body');
+    };
+}
+
 {
     my $r = $s->request(POST => '/api/data', { headers => $AUTH, json => { key => 'there', value => 'v' } });
-    status_is($r, 201, 'setup: key "there" stored');
+    stored_is($r, 'there', 'setup: key "there" stored');
 }
 
 subtest 'Content-Type accepted' => sub {
@@ -55,13 +126,15 @@ subtest 'Content-Type accepted' => sub {
                 'application/vnd.api+json', 'application/merge-patch+json; charset=utf-8',
                 'APPLICATION/JSON', 'Application/Json; Charset=UTF-8') {
         my $k = uniq('ct');
-        status_is(send_raw(POST => '/api/data', $ct, qq({"key":"$k","value":1}), %$AUTH), 201,
+        stored_is(send_raw(POST => '/api/data', $ct, qq({"key":"$k","value":1}), %$AUTH), $k,
             "POST /api/data with '$ct'");
-        status_is(send_raw(PUT => "/api/data/$k", $ct, '{"value":2}', %$AUTH), 200,
+        updated_is(send_raw(PUT => "/api/data/$k", $ct, '{"value":2}', %$AUTH),
             "PUT /api/data/$k with '$ct'");
-        status_is(send_raw(POST => '/api/register', $ct, reg_text()), 201, "POST /api/register with '$ct'");
-        status_is(send_raw(POST => '/api/token', $ct,
-                           qq({"username":"$U->{username}","password":"$U->{password}"})), 200,
+        read_is($s->request(GET => "/api/data/$k", { headers => $AUTH }), $k, 2, "GET $k: the PUT's value");
+        my $reg = reg_text();
+        registered_is(send_raw(POST => '/api/register', $ct, $reg), $reg, "POST /api/register with '$ct'");
+        logged_in_is(send_raw(POST => '/api/token', $ct,
+                              qq({"username":"$U->{username}","password":"$U->{password}"})),
             "POST /api/token with '$ct'");
     }
 };
@@ -115,7 +188,7 @@ subtest 'order: auth, then Content-Type, then body, then fields' => sub {
 subtest 'a well-formed token that is not valid: INVALID_TOKEN before every other error' => sub {
     my $k = uniq('tok');
     my $r = $s->request(POST => '/api/data', { headers => $AUTH, json => { key => $k, value => 'kept' } });
-    status_is($r, 201, 'setup: a key');
+    stored_is($r, $k, 'setup: a key');
     my $etag = $r->{headers}{etag} // '';
     (my $other = $etag) =~ s/[0-9a-f](?=[^0-9a-f]*$)/$& eq '0' ? '1' : '0'/e;
     isnt $other, $etag, "another well-formed ETag ($other)";
@@ -178,14 +251,14 @@ subtest 'a well-formed token that is not valid: INVALID_TOKEN before every other
 
 subtest 'GET and DELETE ignore the body and its Content-Type' => sub {
     my $k = uniq('ign');
-    status_is($s->request(POST => '/api/data', { headers => $AUTH, json => { key => $k, value => 1 } }), 201, 'setup');
+    stored_is($s->request(POST => '/api/data', { headers => $AUTH, json => { key => $k, value => 1 } }), $k, 'setup');
     my $r = send_raw(GET => "/api/data/$k", 'text/plain', 'garbage {', %$AUTH);
-    status_is($r, 200, 'GET with a text/plain garbage body');
-    json_is($r, { status => 'success', data => { key => $k, value => 1 } }, 'GET body');
+    read_is($r, $k, 1, 'GET with a text/plain garbage body');
     $r = send_raw(GET => "/api/data/$k", 'application/json', '[1,', %$AUTH);
-    status_is($r, 200, 'GET with an invalid JSON body');
+    read_is($r, $k, 1, 'GET with an invalid JSON body');
     $r = send_raw(DELETE => "/api/data/$k", 'application/xml', '<x/>', %$AUTH);
     status_is($r, 200, 'DELETE with an XML body');
+    is $r->{headers}{'content-type'}, $CT, 'DELETE: Content-Type';
     json_is($r, { status => 'success', message => 'Data deleted successfully.' }, 'DELETE body');
 };
 
@@ -285,30 +358,57 @@ subtest 'INVALID_JSON on /api/register and /api/token' => sub {
 
 subtest 'whitespace around the body is fine' => sub {
     my $k = uniq('ws');
-    status_is(send_raw(POST => '/api/data', 'application/json', qq( \r\n\t{ "key" : "$k" , "value" : [ 1 , 2 ] } \r\n\t), %$AUTH),
-        201, 'POST with whitespace everywhere');
+    stored_is(send_raw(POST => '/api/data', 'application/json', qq( \r\n\t{ "key" : "$k" , "value" : [ 1 , 2 ] } \r\n\t), %$AUTH),
+        $k, 'POST with whitespace everywhere');
     my $r = $s->request(GET => "/api/data/$k", { headers => $AUTH });
     json_is($r, { status => 'success', data => { key => $k, value => [ 1, 2 ] } }, 'value read back');
-    status_is(send_raw(PUT => "/api/data/$k", 'application/json', qq(\n{"value":3}\n), %$AUTH), 200, 'PUT with newlines');
+    updated_is(send_raw(PUT => "/api/data/$k", 'application/json', qq(\n{"value":3}\n), %$AUTH), 'PUT with newlines');
+    read_is($s->request(GET => "/api/data/$k", { headers => $AUTH }), $k, 3, 'the PUT\'s value read back');
 };
 
-subtest 'deep nesting does not crash the worker' => sub {
+# A body nests at most 256 levels, its own object included
+# (docs/decisions.md "Keys and values"): a value 255 levels deep is a
+# value like any other, stored and read back; one level more is
+# INVALID_JSON, and so is any depth beyond, which must not crash a worker.
+subtest 'nesting: 256 levels are a value, 257 are INVALID_JSON' => sub {
+    my $arrays = sub { my $n = shift; ('[' x $n) . (']' x $n) };
+    my $objects = sub { my $n = shift; ('{"a":' x ($n - 1)) . '{}' . ('}' x ($n - 1)) };
+    my $J = JSON::PP->new->utf8->max_depth(1000);
+    # is_deeply recurses once per level.
+    local $SIG{__WARN__} = sub { warn @_ unless $_[0] =~ /^Deep recursion/ };
+    for my $kind ([ arrays => $arrays ], [ objects => $objects ]) {
+        my ($what, $make) = @$kind;
+        my $k = uniq('deep');
+        my $text = $make->(255);
+        my $v = $J->decode($text);
+        stored_is(send_raw(POST => '/api/data', 'application/json', qq({"key":"$k","value":$text}), %$AUTH),
+            $k, "POST: a value of 255 nested $what (256 levels with the body)");
+        read_is($s->request(GET => "/api/data/$k", { headers => $AUTH }), $k, $v, "GET: the 255 nested $what");
+        $s->error_is(send_raw(PUT => "/api/data/$k", 'application/json', '{"value":' . $make->(256) . '}', %$AUTH),
+            'INVALID_JSON', "PUT: 256 nested $what (257 levels)");
+        updated_is(send_raw(PUT => "/api/data/$k", 'application/json', '{"value":[' . $make->(254) . ']}', %$AUTH),
+            "PUT: 255 levels again, one of them a new array");
+        read_is($s->request(GET => "/api/data/$k", { headers => $AUTH }), $k, [ $J->decode($make->(254)) ],
+            'GET: the PUT\'s value');
+        my $k2 = uniq('deep');
+        $s->error_is(send_raw(POST => '/api/data', 'application/json', qq({"key":"$k2","value":) . $make->(256) . '}', %$AUTH),
+            'INVALID_JSON', "POST: a value of 256 nested $what (257 levels)");
+        $s->error_is($s->request(GET => "/api/data/$k2", { headers => $AUTH }), 'KEY_NOT_FOUND', 'not stored');
+    }
     my $k = uniq('deep');
-    my $r = send_raw(POST => '/api/data', 'application/json',
-                     qq({"key":"$k","value":) . '[' x 100000 . ']' x 100000 . '}', %$AUTH);
-    ok $r->{status} == 201 || $r->{status} == 400, '100000 nested arrays: 201 or 400'
-        or diag "status $r->{status}: $r->{body}";
-    status_is($s->request(GET => '/api/data/there', { headers => $AUTH }), 200, 'the stack still answers');
+    $s->error_is(send_raw(POST => '/api/data', 'application/json', qq({"key":"$k","value":) . $arrays->(100000) . '}', %$AUTH),
+        'INVALID_JSON', 'POST: 100000 nested arrays');
+    $s->error_is($s->request(GET => "/api/data/$k", { headers => $AUTH }), 'KEY_NOT_FOUND', 'not stored');
+    read_is($s->request(GET => '/api/data/there', { headers => $AUTH }), 'there', 'v', 'the stack still answers');
 };
 
 subtest 'unknown fields are ignored' => sub {
     my $k = uniq('unk');
     my $r = $s->request(POST => '/api/data', { headers => $AUTH,
         json => { key => $k, value => 'v', extra => { nested => [ 1, 2 ] }, user_id => 1, status => 'x' } });
-    status_is($r, 201, 'POST with unknown fields');
-    json_is($r, { status => 'success', message => 'Data stored successfully.' }, 'POST body');
+    stored_is($r, $k, 'POST with unknown fields');
     $r = $s->request(PUT => "/api/data/$k", { headers => $AUTH, json => { value => 'w', version => 7, owner => 'x' } });
-    status_is($r, 200, 'PUT with unknown fields');
+    updated_is($r, 'PUT with unknown fields');
     $r = $s->request(GET => "/api/data/$k", { headers => $AUTH });
     json_is($r, { status => 'success', data => { key => $k, value => 'w' } }, 'only key and value are kept');
 };

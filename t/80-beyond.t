@@ -17,7 +17,7 @@ use Socket ();
 use Time::HiRes qw(time sleep);
 use Test::More;
 use lib 't/lib';
-use KVTest;
+use KVTest qw(poll_until);
 
 binmode Test::More->builder->$_, ':encoding(UTF-8)'
     for qw(output failure_output todo_output);
@@ -337,7 +337,11 @@ subtest 'a walk is stable while another client inserts and deletes' => sub {
     }
     close $stop_r;
     close $wr;
-    sleep 0.3;
+    # The walks start once the churn is under way: its keys are in the
+    # table (it keeps about 20 alive, deleting as it goes).
+    ok(poll_until(30, sub {
+        $s->sql("SELECT COUNT(*) FROM data WHERE user_id = $u->{user_id} AND k NOT IN ("
+            . join(',', map { "'$_'" } @stable) . ')')->[0][0] >= 15 }), 'the churn is under way');
     my %stable = map { $_ => 1 } @stable;
     my $http = client();
     for my $q ('limit=1&prefix=m', 'limit=7', 'limit=50&prefix=m', 'limit=3') {
@@ -432,7 +436,10 @@ subtest 'If-Match on PUT and DELETE' => sub {
     $s->error_is(req($u, PUT => '/api/data/c', json => { value => 3 }, h => { 'If-Match' => $e }),
         'PRECONDITION_FAILED', 'the same ETag again: 412');
     $r = req($u, PUT => '/api/data/c', json => { value => 3 }, h => { 'If-Match' => qq($stale, $e2) });
-    is $r->{status}, 200, 'a list that holds the current ETag: 200';
+    answer_is($r, 200, msg('Data updated successfully.'), 'a list that holds the current ETag: 200');
+    like $r->{headers}{etag} // '', $ETAG_RE, 'with an ETag';
+    isnt $r->{headers}{etag}, $e2, 'a new one';
+    is $v->(), 3, 'the value is the PUT\'s';
     $r = req($u, PUT => '/api/data/c', json => { value => 4 }, h => { 'If-Match' => '*' });
     answer_is($r, 200, msg('Data updated successfully.'), 'If-Match: * on an existing key');
     is $v->(), 4, 'the value is the last PUT';
@@ -507,9 +514,18 @@ subtest 'the check and the write are one: racing conditional writes' => sub {
 
 subtest 'GET /api/health follows the database' => sub {
     my $up = { status => 'success', data => { database => 'up' } };
-    answer_is($s->request(GET => '/api/health'), 200, $up, 'up');
-    my $r = $s->request(HEAD => '/api/health');
-    ok $r->{status} == 200 && $r->{body} eq '', 'HEAD: 200 without a body';
+    my $r = $s->request(GET => '/api/health');
+    answer_is($r, 200, $up, 'up');
+    is $r->{headers}{'cache-control'}, 'no-store', 'Cache-Control: no-store';
+    my $get_length = length $r->{body};
+    $r = $s->request(HEAD => '/api/health');
+    subtest 'HEAD: the headers of GET, no body' => sub {
+        is $r->{status}, 200, 'status 200';
+        is $r->{headers}{'content-type'}, $CT, 'Content-Type';
+        is $r->{headers}{'content-length'}, $get_length, "Content-Length of GET's body";
+        is $r->{headers}{'cache-control'}, 'no-store', 'Cache-Control: no-store';
+        is $r->{body}, '', 'no body';
+    };
     my $u = $s->new_user('health');
     req($u, POST => '/api/data', json => { key => 'kept', value => 'safe' });
 
@@ -522,7 +538,16 @@ subtest 'GET /api/health follows the database' => sub {
         answer_is($s->request(GET => '/api/health'), 503, $down, "database stopped: 503, down ($i)");
     }
     $s->error_is(req($u, GET => '/api/data/kept'), 'SERVICE_UNAVAILABLE', 'a data request: 503');
-    is $s->request(OPTIONS => '/api/data')->{status}, 204, 'a preflight needs no database';
+    $r = $s->request(OPTIONS => '/api/data');
+    subtest 'a preflight needs no database' => sub {
+        is $r->{status}, 204, 'status 204';
+        is $r->{body}, '', 'no body';
+        is $r->{headers}{'access-control-allow-origin'}, '*', 'Access-Control-Allow-Origin';
+        is $r->{headers}{'access-control-allow-methods'}, 'GET,HEAD,PUT,PATCH,POST,DELETE',
+            'Access-Control-Allow-Methods';
+        is $r->{headers}{'access-control-expose-headers'}, 'ETag, Location, Retry-After, WWW-Authenticate',
+            'Access-Control-Expose-Headers';
+    };
 
     $s->db_up;
     my ($t0, $ok) = (time, 0);

@@ -15,6 +15,7 @@ use Fcntl qw(:flock);
 use File::Basename qw(dirname);
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
+use IO::Select;
 use IO::Socket::INET;
 use IO::Socket::UNIX;
 use JSON::PP;
@@ -117,9 +118,42 @@ subtest 'every setting is documented with its default' => sub {
         'the sample is a valid config');
 };
 
+# A FastCGI record (version 1, request id 1, no padding).
+sub fcgi_record {
+    my ($type, $content) = @_;
+    return pack('CCnnCx', 1, $type, 1, length $content, 0) . $content;
+}
+
+# The whole FastCGI request a responder gets from nginx for $method $uri,
+# no body.
+sub fcgi_request {
+    my ($method, $uri) = @_;
+    my $params = join '', map { pack('CC', length $_->[0], length $_->[1]) . $_->[0] . $_->[1] }
+        [ REQUEST_METHOD => $method ], [ REQUEST_URI => $uri ], [ PATH_INFO => $uri ],
+        [ SERVER_PROTOCOL => 'HTTP/1.1' ];
+    return fcgi_record(1, pack('nCx5', 1, 0)) . fcgi_record(4, $params) . fcgi_record(4, '')
+        . fcgi_record(5, '');
+}
+
+# The STDOUT of FastCGI answer bytes, and whether END_REQUEST came.
+sub fcgi_answer {
+    my ($bytes) = @_;
+    my ($out, $end) = ('', 0);
+    while (length $bytes >= 8) {
+        my (undef, $type, undef, $len, $pad) = unpack 'CCnnC', $bytes;
+        last if length $bytes < 8 + $len + $pad;
+        $out .= substr($bytes, 8, $len) if $type == 6;
+        $end = 1 if $type == 3;
+        substr($bytes, 0, 8 + $len + $pad) = '';
+    }
+    return ($out, $end);
+}
+
 # Start a worker on config text $text (file mode $mode) with fd 0 a
 # listening socket, as spawn-fcgi would: (exit status, stderr), or
-# 'serving' if it is still running a second later.
+# 'serving' once it has answered a FastCGI request (GET /api/nope: the
+# router's 404, no database needed).  Either is waited for, under a
+# deadline, rather than guessed from a worker still running after a while.
 sub worker {
     my ($text, %o) = @_;
     my $file = spew("$tmp/w.conf", $text, $o{mode});
@@ -136,17 +170,34 @@ sub worker {
         exec $KVAPI, @{ $o{args} // ['-c', $file] } or POSIX::_exit(127);
     }
     close $l;
-    my $gone;
-    for (1 .. 20) {
-        last if $gone = waitpid($pid, WNOHANG);
-        select undef, undef, undef, 0.05;
+    # The request waits in the socket's backlog until the worker accepts
+    # it; a worker that exits instead takes the socket with it, and the
+    # connection ends unanswered.
+    local $SIG{PIPE} = 'IGNORE';
+    my $c = IO::Socket::UNIX->new(Peer => $sock) or die "connect $sock: $!";
+    binmode $c;
+    my $req = fcgi_request(GET => '/api/nope');
+    syswrite($c, $req) == length $req or die "write $sock: $!";
+    my ($bytes, $open, $sel) = ('', 1, IO::Select->new($c));
+    my $end = time + 30;
+    while (time < $end) {
+        return ($? >> 8, slurp("$tmp/w.err")) if waitpid($pid, WNOHANG) == $pid;
+        if ($open && $sel->can_read(0.05)) {
+            my $n = sysread($c, $bytes, 65536, length $bytes);
+            $open = 0 unless $n;
+            my ($out, $done) = fcgi_answer($bytes);
+            if ($done && $out =~ /\AStatus: 404\b/) {
+                kill TERM => $pid;
+                waitpid $pid, 0;
+                return ('serving', slurp("$tmp/w.err"));
+            }
+        } elsif (!$open) {
+            select undef, undef, undef, 0.05;
+        }
     }
-    if (!$gone) {
-        kill TERM => $pid;
-        waitpid $pid, 0;
-        return ('serving', slurp("$tmp/w.err"));
-    }
-    return ($? >> 8, slurp("$tmp/w.err"));
+    kill KILL => $pid;
+    waitpid $pid, 0;
+    return ('neither answered nor exited within 30 s', slurp("$tmp/w.err"));
 }
 
 subtest 'an invalid config stops the worker before it serves' => sub {

@@ -13,7 +13,7 @@ use warnings;
 use Test::More;
 use Time::HiRes qw(time sleep);
 use lib 't/lib';
-use KVTest;
+use KVTest qw(poll_until);
 use KVLoad;
 
 my $WORKERS = 4;
@@ -55,8 +55,12 @@ my $load = KVLoad->start(port => $s->port, dir => $s->dir . '/load',
                 body => '{"username":"nobody_f90","password":"wrong password"}');
         }
     });
+# Progress is read from nginx's access log, not guessed from time: data
+# requests answered below 500.
+my $answered = $s->access_counter(qr{"\S+ /api/data\S* HTTP/1\.1" [1-4]\d\d });
+my $n0 = $answered->();
 my $t_go = $load->go;
-sleep 1.5;
+ok(poll_until(30, sub { $answered->() >= $n0 + 100 }), 'the load runs before the first kill');
 
 # One data worker.
 my $victim = $data0[ int rand @data0 ];
@@ -65,7 +69,8 @@ kill KILL => $victim;
 my ($dt1, @data1) = respawned('kvapi', $WORKERS, [$victim], 10);
 ok(defined $dt1, "killed worker $victim was replaced")
     or diag 'workers now: ' . join ' ', $s->worker_pids('kvapi');
-sleep 1.5;
+my $n1 = $answered->();
+ok(poll_until(30, sub { $answered->() >= $n1 + 100 }), 'the load goes on after the first respawn');
 
 # Every worker of both pools at once.
 my @all = ($s->worker_pids('kvapi'), $s->worker_pids('auth'));
@@ -78,7 +83,12 @@ ok(defined $dt2, 'all data workers replaced')
 ok(defined $dt3, 'all auth workers replaced')
     or diag 'auth workers now: ' . join ' ', $s->worker_pids('auth');
 my $t_back = time;
-sleep 2;
+# Enough answers counted from 0.5 s after the respawn (the grace of the
+# checks below) for "load went on": at most 7 were in flight then.
+my $n2;
+ok(poll_until(30, sub {
+    $n2 //= $answered->() if time > $t_back + 0.5;
+    defined $n2 && $answered->() >= $n2 + 40 }), 'the load goes on after all were respawned');
 $load->stop;
 my $recs = $load->finish;
 is_deeply([ $load->client_failures ], [], 'load clients ran cleanly');

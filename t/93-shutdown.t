@@ -23,7 +23,7 @@ use POSIX ();
 use Test::More;
 use Time::HiRes qw(time sleep);
 use lib 't/lib';
-use KVTest;
+use KVTest qw(poll_until);
 use KVLoad;
 
 my $WORKERS = 4;
@@ -74,11 +74,29 @@ sub wait_until {
     return 0;
 }
 
+# Writers on keys "$prefix..."; with $flush each client writes its log
+# line by line, so that the test can read it while the load runs.
 sub writers {
-    my ($prefix, $clients) = @_;
+    my ($prefix, $clients, $flush) = @_;
+    my $w = KVLoad::writer(tokens => \@tokens, prefix => $prefix, keys => 10);
     return KVLoad->start(port => $s->port, clients => $clients // 6,
         deadline => 40, dir => $s->dir . "/load-$prefix",
-        run => KVLoad::writer(tokens => \@tokens, prefix => $prefix, keys => 10));
+        run => $flush ? sub { $_[0]{log}->autoflush(1); $w->(@_) } : $w);
+}
+
+# Progress is read from nginx's access log, not guessed from time: data
+# requests answered below 500.
+my $answered = $s->access_counter(qr{"\S+ /api/data\S* HTTP/1\.1" [1-4]\d\d });
+
+# Has signal $sig reached process $pid and is it held there, blocked?
+sub pending {
+    my ($pid, $sig) = @_;
+    my $bit = 1 << ({ USR1 => 10, TERM => 15 }->{$sig} - 1);
+    open my $fh, '<', "/proc/$pid/status" or return 0;
+    while (my $line = <$fh>) {
+        return 1 if $line =~ /^(?:SigPnd|ShdPnd):\s*([0-9a-f]+)/ && hex(substr $1, -8) & $bit;
+    }
+    return 0;
 }
 
 sub check_load {
@@ -98,12 +116,20 @@ sub check_load {
     my $master = do { open my $fh, '<', "$run/nginx.pid" or die; local $/; <$fh> =~ /(\d+)/; $1 };
     my @old = children_of($master);
     my $load = writers('f93r');
+    my $n = $answered->();
     $load->go;
-    sleep 1;
-    for (1 .. 3) {
+    ok(poll_until(30, sub { $answered->() >= $n + 100 }), 'reload: the load runs');
+    for my $i (1 .. 3) {
+        my @before = children_of($master);
         system("nginx -p '$run/' -c '$run/nginx.conf' -s reload >>'$run/log/nginx-error.log' 2>&1") == 0
             or fail("nginx -s reload: status $?");
-        sleep 1;
+        # Done when every worker from before has left, and the new ones
+        # carry the load.
+        ok(poll_until(30, sub {
+            my %now = map { $_ => 1 } children_of($master);
+            %now && !grep { $now{$_} } @before }), "reload $i: the old nginx workers left");
+        $n = $answered->();
+        ok(poll_until(30, sub { $answered->() >= $n + 100 }), "reload $i: the load goes on");
     }
     $load->stop;
     my $recs = $load->finish;
@@ -199,7 +225,10 @@ sub check_load {
             @new = $s->worker_pids('kvapi');
             @new == $WORKERS && !grep { $_ == $v } @new });
         $slot{$_} //= $slot{$v} for @new;
-        sleep 0.3;
+        ok(poll_until(20, sub {
+            my $log = $s->log_text('kvapi');
+            !grep { $log !~ /kvapi\[$_\] info: worker ready/ } @new }),
+            "USR1 to $v: its replacement is ready");
     }
     $load->stop;
     my $recs = $load->finish;
@@ -265,14 +294,26 @@ sub check_load {
         "all $WORKERS data workers are inside MariaDB, waiting for a row lock")
         or diag explain $s->sql('SELECT USER, COMMAND, STATE, LEFT(INFO, 40) FROM information_schema.PROCESSLIST');
     # Two more, which no worker can take: they queue on the socket.
+    # /proc/net/unix lists a connection that no one accepted yet with
+    # state 02 (SS_CONNECTING) and the listening socket's path.
+    my $sock = $s->dir . '/run/kvapi.sock';
+    my $unaccepted = sub {
+        open my $u, '<', '/proc/net/unix' or return 0;
+        return scalar grep { my @f = split ' '; ($f[5] // '') eq '02' && ($f[7] // '') eq $sock } <$u>;
+    };
+    my $q0 = $unaccepted->();
     my $queued = $one->([ 'f93q0', 'f93q1' ], 'term-queued');
     $queued->go;
-    sleep 0.3;
+    ok(poll_until(10, sub { $unaccepted->() >= $q0 + 2 }),
+        'the two requests wait on the FastCGI socket, unaccepted');
     my @workers = $s->worker_pids('kvapi');
-    my $mw = pool_pid('kvapi');
+    my $mw = pool_pid('kvapi') or die "no multiwatch pid for the data pool\n";
     my $t_term = time;
     kill TERM => $mw;
-    sleep 1;
+    # multiwatch passes TERM on as SIGUSR1, which a worker blocks while
+    # it has a request in hand.
+    ok(poll_until(10, sub { !grep { !pending($_, 'USR1') } @workers }),
+        'TERM reached every worker (SIGUSR1 pending, held while it works)');
     is(scalar(grep { alive($_) } @workers), $WORKERS,
         'after TERM the workers are still finishing their requests');
     print $lock "ROLLBACK;\n";
@@ -323,7 +364,7 @@ sub check_load {
     # Every auth worker is burning CPU: it holds a login.
     ok(wait_until(5, sub { !grep { cpu_ticks($_) <= $cpu0{$_} } @auth }),
         "all $n auth workers are inside bcrypt");
-    my $mw = pool_pid('auth');
+    my $mw = pool_pid('auth') or die "no multiwatch pid for the auth pool\n";
     my $t_term = time;
     kill TERM => $mw;
     my @r = @{ $load->finish };
@@ -346,13 +387,27 @@ sub check_load {
 
 # --- script/stack app-down under load ----------------------------------
 {
-    my $load = writers('f93d');
+    my $load = writers('f93d', 6, 1);
+    my $n = $answered->();
     $load->go;
-    sleep 1.5;
+    ok(poll_until(30, sub { $answered->() >= $n + 100 }), 'app-down: the load runs');
     my $t_q = time;
     $s->app_down;
     my $t_d = time;
-    sleep 0.3;
+    # The clients go on and meet the closed port: each logs a request
+    # refused at connect.
+    my $refused_clients = sub {
+        my %c;
+        for my $f (glob $s->dir . '/load-f93d/client-*.log') {
+            open my $fh, '<', $f or next;
+            while (my $line = <$fh>) {
+                my @v = split /\t/, $line, -1;
+                $c{$f} = 1 if ($v[9] // '') eq '0' && ($v[12] // '') =~ /^connect: /;
+            }
+        }
+        return scalar keys %c;
+    };
+    ok(poll_until(10, sub { $refused_clients->() == 6 }), 'app-down: every client met a refused connection');
     $load->stop;
     my $recs = $load->finish;
     my @answered = grep { $_->{status} > 0 } @$recs;

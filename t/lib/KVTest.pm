@@ -37,6 +37,7 @@ use IO::Socket::UNIX;
 use JSON::PP;
 use POSIX ();
 use Test::More ();
+use Time::HiRes ();
 
 # The error table of API.md ("Validation and errors" and "Beyond the
 # seed"), word for word: code => [HTTP status, message].
@@ -87,14 +88,16 @@ our @BAD_LOG = (
 
 our $JSON = JSON::PP->new->utf8->canonical;
 
-# Functions a test file may import: use KVTest qw(json_is tag kpath).
+# Functions a test file may import: use KVTest qw(json_is tag kpath
+# poll_until).
 sub import {
     my ($class, @names) = @_;
     my $caller = caller;
     no strict 'refs';
     for my $n (@names) {
-        die "KVTest exports only json_is, tag and kpath, not $n\n"
-            unless $n eq 'json_is' || $n eq 'tag' || $n eq 'kpath';
+        die "KVTest exports only json_is, tag, kpath and poll_until, not $n\n"
+            unless $n eq 'json_is' || $n eq 'tag' || $n eq 'kpath'
+            || $n eq 'poll_until';
         *{"${caller}::$n"} = \&{"KVTest::$n"};
     }
 }
@@ -127,6 +130,23 @@ sub json_is {
     my $got = eval { JSON::PP->new->utf8->allow_nonref->decode($r->{body}) };
     Test::More::is_deeply(tag($got), tag($exp), $name)
         or Test::More::diag("status $r->{status}, body: " . substr($r->{body}, 0, 2000));
+}
+
+# Wait for something observable instead of sleeping "long enough": call
+# $cond every 50 ms until it returns true or $limit seconds have passed.
+# Returns the seconds it took (true, even when 0: "0 but true"), or undef
+# on timeout.
+sub poll_until {
+    my ($limit, $cond) = @_;
+    my $t0 = Time::HiRes::time();
+    while (1) {
+        if ($cond->()) {
+            my $dt = Time::HiRes::time() - $t0;
+            return $dt > 0 ? $dt : '0 but true';
+        }
+        return undef if Time::HiRes::time() - $t0 > $limit;
+        Time::HiRes::sleep(0.05);
+    }
 }
 
 my $SRCDIR = $ENV{KVAPI_SRCDIR} // abs_path(dirname(__FILE__) . '/../..');
@@ -202,6 +222,49 @@ sub log_text {
     open my $fh, '<', "$self->{dir}/run/log/$f" or return '';
     local $/;
     return scalar <$fh>;
+}
+
+# The database user's password: a secret no log may hold (t/60).
+sub db_password { $_[0]{db_password} }
+
+# Every log this stack writes, file path => text: the workers' and
+# multiwatch's, nginx's error and access logs (run/log) and MariaDB's
+# (log/ of the database directory, shared under script/test).  What is
+# still running may not have written everything: stop it first (app_down,
+# db_down) to read what it flushed.
+sub logs {
+    my ($self) = @_;
+    my %text;
+    my @files = glob "$self->{dir}/run/log/*";
+    push @files, glob "$self->{var}/log/*" if $self->{var};
+    for my $f (grep { -f } @files) {
+        open my $fh, '<:raw', $f or die "$f: $!";
+        local $/;
+        $text{$f} = <$fh> // '';
+    }
+    return \%text;
+}
+
+# A counter of the lines of nginx's access log that match qr// $re (all
+# lines without one): each call returns how many there are by now,
+# reading only what was added since the last call.  nginx writes a line
+# as it finishes a request, so the count tells how far a load has got.
+sub access_counter {
+    my ($self, $re) = @_;
+    my $file = "$self->{dir}/run/log/nginx-access.log";
+    my ($off, $n, $part) = (0, 0, '');
+    return sub {
+        open my $fh, '<:raw', $file or return $n;
+        seek $fh, $off, 0 or return $n;
+        local $/;
+        my $new = <$fh> // '';
+        $off += length $new;
+        $new = $part . $new;
+        # A line still being written is counted by a later call.
+        $part = $new =~ s/([^\n]*)\z// ? $1 : '';
+        $n += grep { !$re || /$re/ } split /\n/, $new;
+        return $n;
+    };
 }
 
 # Lines matching qr// are expected in the logs (fault tests).

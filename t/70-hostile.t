@@ -804,7 +804,9 @@ subtest 'setup: token_lifetime 1' => sub {
     $TE = $r->{json}{data}{access_token};
     $r = $s2->request(GET => '/api/data/k', { headers => $s2->auth($TE) });
     is $r->{status}, 200, 'the fresh token works' or diag $r->{body};
-    sleep 2;
+    ok(KVTest::poll_until(10, sub {
+        $s2->request(GET => '/api/data/k', { headers => $s2->auth($TE) })->{status} == 401 }),
+        'and a second later it does not');
 };
 my @CATALOGUE3 = (
     [ 'expired token: GET',                    'INVALID_TOKEN', { m => 'GET', p => '/api/data/k', h => hdrs($TE) } ],

@@ -119,14 +119,22 @@ sub measure {
 }
 
 my $m0 = measure();
+# After a phase, a worker may still be closing its last connection: wait
+# until each is back to the descriptors it started with (or 5 s: then
+# the fd check below says which kept more).
+my $settled = sub {
+    KVTest::poll_until(5, sub {
+        my $m = measure();
+        !grep { !$m0->{$_} || $m->{$_}{fd} > $m0->{$_}{fd} } keys %$m });
+};
 my ($wrecs, $wdt) = run_phase($WARM, 'warm');
-sleep 0.5;
+$settled->();
 my $m1 = measure();
 my $kvlog0 = length $s->log_text('kvapi');
 my $nglog0 = length $s->log_text('nginx');
 
 my ($recs, $dt) = run_phase($TOTAL, 'soak');
-sleep 0.5;
+$settled->();
 my $m2 = measure();
 
 my $sum = KVLoad::summary($recs);

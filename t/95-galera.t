@@ -260,25 +260,38 @@ my %loads;
 my $t_go = time;
 for my $side (['a', $A], ['b', $B]) {
     my ($p, $s) = @$side;
-    $loads{$p} = KVLoad->start(port => $s->port, clients => 4, deadline => 28,
+    $loads{$p} = KVLoad->start(port => $s->port, clients => 4, deadline => 90,
         dir => "$CDIR/load-$p",
         run => KVLoad::writer(tokens => \@tokens, prefix => "g95$p", keys => 10));
     # Released before the next load forks: its clients would hold this
     # barrier's write end open, and these clients would wait for them.
     $loads{$p}->go;
 }
-sleep 5;
+# The load's progress, by the writes both stacks have answered 2xx.
+my @written = map { $_->access_counter(qr{"(?:POST|PUT|DELETE) /api/data\S* HTTP/1\.1" 2\d\d }) } $A, $B;
+my $written = sub { my $n = 0; $n += $_->() for @written; $n };
+ok(KVTest::poll_until(20, sub { $written->() >= 200 }), 'the load writes before the kill');
 my $t_kill = time;
 cluster(undef, 'kill', $CDIR, 1);
 note(sprintf 'node 1 killed %.1fs into the load', $t_kill - $t_go);
-sleep 10;
+my $w_kill = $written->();
+ok(KVTest::poll_until(20, sub { $written->() >= $w_kill + 100 }),
+    'and goes on writing with node 1 down');
+# What the stacks answer from 6 s after the kill (the fail-over's grace)
+# to the restart is checked below: that period must hold answers.
+KVTest::poll_until(20, sub { time >= $t_kill + 6 });
+my $w_grace = $written->();
+ok(KVTest::poll_until(20, sub { $written->() >= $w_grace + 100 }),
+    'and after the fail-over grace');
 my $t_restart = time;
 my $t_rejoin = eval { cluster(undef, 'start', $CDIR, 1); time - $t_restart };
 ok(defined $t_rejoin, sprintf 'node 1 restarted and rejoined under load (%.1fs)', $t_rejoin // -1)
     or diag $@;
 my $ist = do { local (@ARGV, $/) = ("$CDIR/n1/log/mariadb.log"); <> } // '';
 like($ist, qr/IST received/, 'node 1 caught up by IST, not SST');
-sleep 3;
+my $w_rejoin = $written->();
+ok(KVTest::poll_until(20, sub { $written->() >= $w_rejoin + 100 }),
+    'and after node 1 rejoined');
 $_->stop for values %loads;
 my %recs = map { $_ => $loads{$_}->finish(10) } keys %loads;
 my $t_end = time;

@@ -18,6 +18,7 @@ struct cJSON;
 #define HASH_LEN     32 /* SHA-256 */
 #define PASSWORD_MAX 72 /* bytes: bcrypt ignores the rest */
 #define ETAG_MAX     32
+#define KEY_PREFIX   "/api/data/" /* the path of a key is this, then the key */
 
 /*
  * The error table (err.c).  Handlers return one of these; only the
@@ -137,19 +138,35 @@ struct req {
 };
 
 /* request.c */
-int req_pct_decode(const char *, size_t, char *, size_t, size_t *);
-size_t req_pct_encode(const char *, size_t, char *, size_t);
+struct FCGX_Request;
+struct FCGX_Stream;
+void req_init(struct req *, struct FCGX_Request *);
+enum err req_read_body(struct FCGX_Stream *, struct req *);
+enum err req_url_key(struct req *);
 int req_bearer(const char *, char *);
 int req_json_ctype(const char *);
-int req_key_valid(const char *, size_t);
-int user_name_valid(const char *, size_t);
-void req_etag(uint64_t, char *);
-size_t b64url_encode(const unsigned char *, size_t, char *, size_t);
-int b64url_decode(const char *, size_t, unsigned char *, size_t, size_t *);
 int req_etags(const char *, uint64_t *, int, int *);
 int req_query(const char *, const char *, char *, size_t, size_t *);
-int req_text_valid(const char *, size_t, size_t, size_t);
+
+/* codec.c */
 int utf8_valid(const char *, size_t, size_t *);
+int req_pct_decode(const char *, size_t, char *, size_t, size_t *);
+size_t req_pct_encode(const char *, size_t, char *, size_t);
+size_t b64url_encode(const unsigned char *, size_t, char *, size_t);
+int b64url_decode(const char *, size_t, unsigned char *, size_t, size_t *);
+void req_etag(uint64_t, char *);
+
+/* valid.c */
+int req_text_valid(const char *, size_t, size_t, size_t);
+int user_name_valid(const char *, size_t);
+int req_key_valid(const char *, size_t);
+
+/* response.c, cors.c */
+void resp_header(struct FCGX_Stream *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+void resp_write(struct FCGX_Stream *, struct req *, enum err);
+void cors_headers(struct FCGX_Stream *, const struct req *);
+void cors_preflight(struct FCGX_Stream *, const struct req *);
 
 /* json.c: a strict check beside cJSON, and typed field access. */
 enum json_field {
@@ -216,7 +233,6 @@ enum err h_token_delete(struct req *);
 enum err h_health(struct req *);
 
 /* router.c */
-struct FCGX_Request;
 void router_handle(struct FCGX_Request *);
 enum err router_auth(struct req *);
 enum err router_db(struct req *, enum dbr, enum err);

@@ -4,13 +4,11 @@
  * 404/405, authentication, Content-Type (415), body size (413), JSON
  * (400), the key from the URL, then the handler.  The token is checked
  * by the handler's own statement where it can be (see dispatch), and a
- * token that is not valid is still the first error answered.  It is also
- * the only place that writes a response, so every answer gets the same
- * envelope, CORS and cache headers.
+ * token that is not valid is still the first error answered.  The answer
+ * is written by response.c, the preflight by cors.c.
  */
 #include "config.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +18,6 @@
 #include <fcgiapp.h>
 
 #include "extern.h"
-
-#define KEY_PREFIX "/api/data/"
 
 static const struct route {
 	const char *path; /* exact, or a prefix when it ends in '/' */
@@ -44,28 +40,6 @@ static const struct route {
     {"/api/health", "HEAD", 0, 0, h_health},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
-
-static const char expose[] =
-    "Access-Control-Expose-Headers: ETag, Location, Retry-After, "
-    "WWW-Authenticate\r\n";
-
-/*
- * One header line.  libfcgi's own FCGX_FPrintF knows no %zu, so format
- * with the C library and write the bytes.
- */
-static void __attribute__((format(printf, 2, 3)))
-hdr(FCGX_Stream *out, const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof line, fmt, ap);
-	va_end(ap);
-	if (n > 0 && (size_t)n < sizeof line)
-		FCGX_PutStr(line, n, out);
-}
 
 static int
 path_match(const struct route *rt, const char *path)
@@ -91,209 +65,6 @@ allow_for(const struct route *rt, char *buf, size_t cap)
 	snprintf(buf + (o < cap ? o : cap - 1), cap - (o < cap ? o : cap - 1),
 	    "OPTIONS");
 	return buf;
-}
-
-/* Only printable ASCII is echoed back into a header. */
-static int
-header_safe(const char *s)
-{
-	for (; *s; s++)
-		if (*s < 0x20 || *s > 0x7e)
-			return 0;
-	return 1;
-}
-
-/* CORS: "*" by default; with an allow-list, echo a listed Origin. */
-static void
-write_cors(FCGX_Stream *out, const struct req *r)
-{
-	const char *o = cfg.cors_origins, *p;
-	size_t n;
-
-	if (o == NULL) {
-		FCGX_PutS("Access-Control-Allow-Origin: *\r\n", out);
-		return;
-	}
-	FCGX_PutS("Vary: Origin\r\n", out);
-	if (r->origin == NULL || !header_safe(r->origin))
-		return;
-	n = strlen(r->origin);
-	/* Compare whole entries: an Origin holding spaces matches none. */
-	for (p = o + strspn(o, " "); *p; p += strspn(p, " ")) {
-		size_t elen = strcspn(p, " ");
-
-		if (elen == n && memcmp(p, r->origin, n) == 0) {
-			hdr(out, "Access-Control-Allow-Origin: %s\r\n",
-			    r->origin);
-			return;
-		}
-		p += elen;
-	}
-}
-
-static void
-write_preflight(FCGX_Stream *out, const struct req *r)
-{
-	FCGX_PutS("Status: 204 No Content\r\n", out);
-	write_cors(out, r);
-	FCGX_PutS(expose, out);
-	FCGX_PutS("Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,"
-		  "DELETE\r\n",
-	    out);
-	if (r->acrh != NULL && *r->acrh && header_safe(r->acrh))
-		hdr(out, "Access-Control-Allow-Headers: %s\r\n", r->acrh);
-	FCGX_PutS("Vary: Access-Control-Request-Headers\r\n"
-		  "Content-Length: 0\r\n\r\n",
-	    out);
-}
-
-/* Write the response r describes, or the error e. */
-static void
-write_response(FCGX_Stream *out, struct req *r, enum err e)
-{
-	const struct err_info *ei = err_info(e);
-	cJSON *body;
-	char *text;
-	int status = e == ERR_OK ? r->status : ei->status;
-
-	if (e == ERR_OK && status == 304) {
-		/* Not Modified: the validators, no body. */
-		hdr(out, "Status: 304 %s\r\nETag: %s\r\n", http_reason(304),
-		    r->etag);
-		FCGX_PutS("Cache-Control: no-store\r\n", out);
-		write_cors(out, r);
-		FCGX_PutS(expose, out);
-		FCGX_PutS("\r\n", out);
-		return;
-	}
-	body = cJSON_CreateObject();
-	if (body == NULL)
-		goto oom;
-	if (e == ERR_OK) {
-		cJSON_AddStringToObject(body, "status", "success");
-		if (r->message != NULL)
-			cJSON_AddStringToObject(body, "message", r->message);
-	} else {
-		cJSON_AddStringToObject(body, "status", "error");
-		cJSON_AddStringToObject(body, "code", ei->code);
-		cJSON_AddStringToObject(body, "message", ei->message);
-	}
-	/* Errors may carry data too (health: "down"). */
-	if (r->data != NULL) {
-		cJSON_AddItemToObject(body, "data", r->data);
-		r->data = NULL;
-	}
-	text = cJSON_PrintUnformatted(body);
-	cJSON_Delete(body);
-	if (text == NULL)
-		goto oom;
-	if (status >= 500)
-		log_err("answered %d %s", status, ei->code);
-
-	hdr(out, "Status: %d %s\r\n", status, http_reason(status));
-	FCGX_PutS("Content-Type: application/json; charset=utf-8\r\n"
-		  "Cache-Control: no-store\r\n",
-	    out);
-	write_cors(out, r);
-	FCGX_PutS(expose, out);
-	if (e == ERR_OK && r->location[0])
-		hdr(out, "Location: %s\r\n", r->location);
-	if (e == ERR_OK && r->etag[0])
-		hdr(out, "ETag: %s\r\n", r->etag);
-	if (e == ERR_METHOD_NOT_ALLOWED && r->allow)
-		hdr(out, "Allow: %s\r\n", r->allow);
-	if (e == ERR_INVALID_TOKEN)
-		hdr(out, "WWW-Authenticate: %s\r\n",
-		    r->www_auth ? r->www_auth : "Bearer realm=\"kvapi\"");
-	hdr(out, "Content-Length: %zu\r\n\r\n", strlen(text));
-	FCGX_PutStr(text, (int)strlen(text), out);
-	cJSON_free(text);
-	return;
-oom:
-	/* No memory for cJSON: a fixed answer that needs none. */
-	FCGX_PutS("Status: 500 Internal Server Error\r\n"
-		  "Content-Type: application/json; charset=utf-8\r\n\r\n"
-		  "{\"status\":\"error\",\"code\":\"INTERNAL_SERVER_ERROR\","
-		  "\"message\":\"An internal server error occurred. Please try "
-		  "again later.\"}",
-	    out);
-}
-
-/*
- * Read the body into r->body (NUL-terminated), at most cfg.body_max
- * bytes.  nginx buffers bodies and always sends CONTENT_LENGTH, even for
- * chunked ones; without it, read to the end.  Whatever is left is
- * drained, so the FastCGI connection stays in step.
- */
-static enum err
-read_body(FCGX_Stream *in, struct req *r)
-{
-	char sink[16384], *nb, *end;
-	size_t cap = 4096, limit = cfg.body_max;
-	unsigned long long cl;
-	enum err e = ERR_OK;
-	int n, known = 0;
-
-	if (r->content_length != NULL && *r->content_length != '\0') {
-		cl = strtoull(r->content_length, &end, 10);
-		if (*end != '\0' || cl > limit)
-			e = ERR_PAYLOAD_TOO_LARGE;
-		cap = (size_t)cl;
-		known = 1;
-	}
-	if (e == ERR_OK && (r->body = malloc(cap + 1)) == NULL)
-		e = ERR_INTERNAL;
-	while (e == ERR_OK) {
-		if (r->bodylen == cap) {
-			if (known)
-				break;
-			if (cap == limit) {
-				if (FCGX_GetStr(sink, 1, in) > 0)
-					e = ERR_PAYLOAD_TOO_LARGE;
-				break;
-			}
-			cap = cap * 2 > limit ? limit : cap * 2;
-			if ((nb = realloc(r->body, cap + 1)) == NULL) {
-				e = ERR_INTERNAL;
-				break;
-			}
-			r->body = nb;
-		}
-		n = FCGX_GetStr(
-		    r->body + r->bodylen, (int)(cap - r->bodylen), in);
-		if (n <= 0)
-			break;
-		r->bodylen += (size_t)n;
-	}
-	if (r->body != NULL)
-		r->body[r->bodylen] = '\0';
-	/* Less than announced: the request was cut off on its way. */
-	if (e == ERR_OK && known && r->bodylen < cap)
-		e = ERR_BAD_REQUEST;
-	while (FCGX_GetStr(sink, sizeof sink, in) > 0)
-		;
-	return e;
-}
-
-/*
- * The key of a /api/data/{key} route: the raw REQUEST_URI after the
- * prefix, up to the query, percent-decoded exactly once.  PATH_INFO is
- * no use here: nginx has decoded it and merged its slashes.
- */
-static enum err
-url_key(struct req *r)
-{
-	const char *p = r->uri;
-	size_t n;
-
-	if (p == NULL || strncmp(p, KEY_PREFIX, sizeof KEY_PREFIX - 1) != 0)
-		return ERR_INVALID_KEY;
-	p += sizeof KEY_PREFIX - 1;
-	n = strcspn(p, "?");
-	if (req_pct_decode(p, n, r->key, sizeof r->key, &r->keylen) == -1 ||
-	    !req_key_valid(r->key, r->keylen))
-		return ERR_INVALID_KEY;
-	return ERR_OK;
 }
 
 /*
@@ -357,7 +128,7 @@ parse(const struct route *rt, struct req *r, enum err body)
 	}
 	// NOLINTNEXTLINE(clang-analyzer-unix.Malloc): a false positive
 	if (rt->path[strlen(rt->path) - 1] == '/')
-		return url_key(r);
+		return req_url_key(r);
 	return ERR_OK;
 }
 
@@ -384,7 +155,7 @@ dispatch(FCGX_Request *f, struct req *r)
 				rt = &routes[i];
 		}
 	/* Read (or drain) the body before any answer. */
-	body = read_body(f->in, r);
+	body = req_read_body(f->in, r);
 	if (any == NULL)
 		return ERR_NOT_FOUND;
 	if (rt == NULL) {
@@ -417,42 +188,19 @@ dispatch(FCGX_Request *f, struct req *r)
 	return e;
 }
 
-static const char *
-param(FCGX_Request *f, const char *name)
-{
-	return FCGX_GetParam(name, f->envp);
-}
-
 void
 router_handle(FCGX_Request *f)
 {
 	struct req r;
 	enum err e;
 
-	memset(&r, 0, sizeof r);
-	r.method = param(f, "REQUEST_METHOD");
-	r.path = param(f, "PATH_INFO");
-	r.uri = param(f, "REQUEST_URI");
-	r.ctype = param(f, "CONTENT_TYPE");
-	r.content_length = param(f, "CONTENT_LENGTH");
-	r.query = param(f, "QUERY_STRING");
-	r.if_match = param(f, "HTTP_IF_MATCH");
-	r.if_none_match = param(f, "HTTP_IF_NONE_MATCH");
-	r.authz = param(f, "HTTP_AUTHORIZATION");
-	r.origin = param(f, "HTTP_ORIGIN");
-	r.acrh = param(f, "HTTP_ACCESS_CONTROL_REQUEST_HEADERS");
-	log_request_id = param(f, "REQUEST_ID");
-	if (r.method == NULL)
-		r.method = "";
-	if (r.path == NULL)
-		r.path = "";
-
+	req_init(&r, f);
 	if (strcmp(r.method, "OPTIONS") == 0) {
-		(void)read_body(f->in, &r);
-		write_preflight(f->out, &r);
+		(void)req_read_body(f->in, &r);
+		cors_preflight(f->out, &r);
 	} else {
 		e = dispatch(f, &r);
-		write_response(f->out, &r, e);
+		resp_write(f->out, &r, e);
 	}
 	cJSON_Delete(r.json);
 	cJSON_Delete(r.data);

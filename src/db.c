@@ -1,7 +1,8 @@
 /*
  * The database: one persistent connection per worker, and every SQL
  * statement of the program in one table, prepared once per connection
- * and reused.  Wrappers below bind parameters and results for each
+ * and reused; each row carries the statement's name, which every log
+ * line about it prints.  Wrappers below bind parameters and results for each
  * statement; callers never see MySQL types or error texts.  A lost
  * connection is reopened on the next request; a read that hit a dead
  * connection is retried once on a new one, a write is not (its outcome
@@ -64,46 +65,58 @@ enum stmt {
 	"UPDATE data SET v = ?, version = ?, updated_at = "                    \
 	"UTC_TIMESTAMP(6)" KEY_OF_TOKEN
 
+/* Each statement: its name (for the log), its SQL, whether it writes. */
 static const struct {
+	const char *name;
 	const char *sql;
 	int write;
-} sqls[ST__MAX] = {
-    [ST_USER_INSERT] = {"INSERT INTO users (username, email, email_key, "
-			"password_hash, full_name, age, gender) "
-			"VALUES (?, ?, ?, ?, ?, ?, ?)",
+} statements[ST__MAX] = {
+    [ST_USER_INSERT] = {"user_insert",
+	"INSERT INTO users (username, email, email_key, "
+	"password_hash, full_name, age, gender) "
+	"VALUES (?, ?, ?, ?, ?, ?, ?)",
 	1},
-    [ST_USER_EXISTS] = {"SELECT 1 FROM users WHERE username = ?", 0},
-    [ST_USER_LOOKUP] = {"SELECT id, password_hash FROM users "
-			"WHERE username = ?",
+    [ST_USER_EXISTS] = {"user_exists", "SELECT 1 FROM users WHERE username = ?",
 	0},
-    [ST_TOKEN_INSERT] =
-	{"INSERT INTO tokens (token_hash, user_id, "
-	 "created_at, expires_at) VALUES (?, ?, UTC_TIMESTAMP(6), "
-	 "UTC_TIMESTAMP(6) + INTERVAL ? SECOND)",
-	    1},
-    [ST_TOKEN_USER] = {"SELECT t.user_id FROM tokens t WHERE " TOKEN_VALID, 0},
-    [ST_TOKEN_DELETE] = {"DELETE FROM tokens WHERE token_hash = ? "
-			 "AND expires_at > UTC_TIMESTAMP(6)",
+    [ST_USER_LOOKUP] = {"user_lookup",
+	"SELECT id, password_hash FROM users "
+	"WHERE username = ?",
+	0},
+    [ST_TOKEN_INSERT] = {"token_insert",
+	"INSERT INTO tokens (token_hash, user_id, "
+	"created_at, expires_at) VALUES (?, ?, UTC_TIMESTAMP(6), "
+	"UTC_TIMESTAMP(6) + INTERVAL ? SECOND)",
 	1},
-    [ST_TOKEN_PURGE] = {"DELETE FROM tokens "
-			"WHERE expires_at < UTC_TIMESTAMP(6) LIMIT 1000",
+    [ST_TOKEN_USER] = {"token_user",
+	"SELECT t.user_id FROM tokens t WHERE " TOKEN_VALID, 0},
+    [ST_TOKEN_DELETE] = {"token_delete",
+	"DELETE FROM tokens WHERE token_hash = ? "
+	"AND expires_at > UTC_TIMESTAMP(6)",
 	1},
-    [ST_DATA_INSERT] = {"INSERT INTO data (user_id, k, v, version) "
-			"SELECT t.user_id, ?, ?, ? FROM tokens t "
-			"WHERE " TOKEN_VALID,
+    [ST_TOKEN_PURGE] = {"token_purge",
+	"DELETE FROM tokens "
+	"WHERE expires_at < UTC_TIMESTAMP(6) LIMIT 1000",
 	1},
-    [ST_DATA_GET] = {"SELECT t.user_id, d.version, d.v" TOKEN_AND_KEY, 0},
-    [ST_DATA_VERSION] = {"SELECT t.user_id, d.version" TOKEN_AND_KEY, 0},
-    [ST_DATA_UPDATE] = {SET_VALUE, 1},
+    [ST_DATA_INSERT] = {"data_insert",
+	"INSERT INTO data (user_id, k, v, version) "
+	"SELECT t.user_id, ?, ?, ? FROM tokens t "
+	"WHERE " TOKEN_VALID,
+	1},
+    [ST_DATA_GET] = {"data_get",
+	"SELECT t.user_id, d.version, d.v" TOKEN_AND_KEY, 0},
+    [ST_DATA_VERSION] = {"data_version",
+	"SELECT t.user_id, d.version" TOKEN_AND_KEY, 0},
+    [ST_DATA_UPDATE] = {"data_update", SET_VALUE, 1},
     /* If-Match: the check and the write are one statement. */
-    [ST_DATA_UPDATE_IF] = {SET_VALUE " AND version = ?", 1},
-    [ST_DATA_DELETE] = {"DELETE FROM data" KEY_OF_TOKEN, 1},
-    [ST_DATA_DELETE_IF] = {"DELETE FROM data" KEY_OF_TOKEN " AND version = ?",
-	1},
+    [ST_DATA_UPDATE_IF] = {"data_update_if", SET_VALUE " AND version = ?", 1},
+    [ST_DATA_DELETE] = {"data_delete", "DELETE FROM data" KEY_OF_TOKEN, 1},
+    [ST_DATA_DELETE_IF] = {"data_delete_if",
+	"DELETE FROM data" KEY_OF_TOKEN " AND version = ?", 1},
     /* Keyset pagination in byte order; the prefix is a LIKE pattern
      * with %, _ and \\ escaped, so it matches literally. */
-    [ST_DATA_LIST] = {"SELECT k, v FROM data WHERE user_id = ? AND k > ? "
-		      "AND k LIKE ? ORDER BY k LIMIT ?",
+    [ST_DATA_LIST] = {"data_list",
+	"SELECT k, v FROM data WHERE user_id = ? AND k > ? "
+	"AND k LIKE ? ORDER BY k LIMIT ?",
 	0},
 };
 
@@ -258,9 +271,9 @@ db_connect(void)
 		goto fail;
 	for (int i = 0; i < ST__MAX; i++) {
 		if ((stmts[i] = mysql_stmt_init(conn)) == NULL ||
-		    mysql_stmt_prepare(
-			stmts[i], sqls[i].sql, strlen(sqls[i].sql)) != 0) {
-			log_err("prepare statement %d: %s", i,
+		    mysql_stmt_prepare(stmts[i], statements[i].sql,
+			strlen(statements[i].sql)) != 0) {
+			log_err("prepare statement %s: %s", statements[i].name,
 			    stmts[i] ? mysql_stmt_error(stmts[i])
 				     : mysql_error(conn));
 			goto fail;
@@ -368,13 +381,14 @@ fail(enum stmt st, MYSQL_STMT *s)
 	if (e == ER_DUP_ENTRY)
 		return DBR_DUP;
 	if (lost(e)) {
-		log_err("statement %d: database connection lost: %s", st,
-		    mysql_stmt_error(s));
+		log_err("statement %s: database connection lost: %s",
+		    statements[st].name, mysql_stmt_error(s));
 		db_close();
 		slow_failed = 0; /* reconnect at once */
 		return DBR_DOWN;
 	}
-	log_err("statement %d: %u %s", st, e, mysql_stmt_error(s));
+	log_err(
+	    "statement %s: %u %s", statements[st].name, e, mysql_stmt_error(s));
 	mysql_stmt_free_result(s);
 	mysql_stmt_reset(s);
 	return DBR_ERR;
@@ -402,12 +416,12 @@ exec(enum stmt st, MYSQL_BIND *par)
 		e = mysql_stmt_errno(s);
 		if ((e == ER_LOCK_DEADLOCK || e == ER_LOCK_WAIT_TIMEOUT) &&
 		    tries < RETRY_DEADLOCK) {
-			log_warn("statement %d: %s; retrying", st,
-			    mysql_stmt_error(s));
+			log_warn("statement %s: %s; retrying",
+			    statements[st].name, mysql_stmt_error(s));
 			continue;
 		}
 		r = fail(st, s);
-		if (r != DBR_DOWN || sqls[st].write || tries > 1)
+		if (r != DBR_DOWN || statements[st].write || tries > 1)
 			return r;
 	}
 }
@@ -452,8 +466,8 @@ fetch(enum stmt st, MYSQL_STMT *s, MYSQL_BIND *res, struct col *cols, int ncol)
 			continue;
 		if (c->type == C_BUF) {
 			if (c->null || c->len >= c->cap) {
-				log_err(
-				    "statement %d: column %d too long", st, i);
+				log_err("statement %s: column %d too long",
+				    statements[st].name, i);
 				goto bad;
 			}
 			((char *)c->buf)[c->len] = '\0';

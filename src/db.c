@@ -24,7 +24,6 @@
 
 enum stmt {
 	ST_USER_INSERT,
-	ST_USER_EXISTS,
 	ST_USER_LOOKUP,
 	ST_TOKEN_INSERT,
 	ST_TOKEN_USER,
@@ -76,8 +75,6 @@ static const struct {
 	"password_hash, full_name, age, gender) "
 	"VALUES (?, ?, ?, ?, ?, ?, ?)",
 	1},
-    [ST_USER_EXISTS] = {"user_exists", "SELECT 1 FROM users WHERE username = ?",
-	0},
     [ST_USER_LOOKUP] = {"user_lookup",
 	"SELECT id, password_hash FROM users "
 	"WHERE username = ?",
@@ -118,6 +115,23 @@ static const struct {
 	"SELECT k, v FROM data WHERE user_id = ? AND k > ? "
 	"AND k LIKE ? ORDER BY k LIMIT ?",
 	0},
+};
+
+/*
+ * The unique keys a statement can run into (sql/schema.sql), by the name
+ * MariaDB's duplicate-entry error gives them, and what a duplicate on
+ * each means.  The name is only in the error's text, which connections
+ * ask for in English (open_conn); asking which key it was with another
+ * query would race with the row's owner changing it.
+ */
+static const struct {
+	enum stmt st;
+	const char *key;
+	enum dbr dup;
+} uniques[] = {
+    {ST_USER_INSERT, "uq_users_username", DBR_DUP_USERNAME},
+    {ST_USER_INSERT, "uq_users_email_key", DBR_DUP_EMAIL},
+    {ST_DATA_INSERT, "PRIMARY", DBR_DUP_KEY},
 };
 
 static MYSQL *conn;
@@ -178,9 +192,11 @@ open_conn(const char *host, unsigned int port)
 	mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &rt);
 	mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &wt);
 	mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+	/* English errors: a duplicate's key name is read from the text. */
 	mysql_options(m, MYSQL_INIT_COMMAND,
 	    "SET SESSION sql_mode = "
-	    "'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'");
+	    "'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', "
+	    "lc_messages = 'en_US'");
 	/* On Galera: a statement waits until this node has applied every
 	 * write the cluster committed before it (read-your-writes anywhere).
 	 * 7 = reads, UPDATE/DELETE and INSERT: writes read the token too. */
@@ -372,6 +388,39 @@ struct col {
 
 #define MAXCOL 4
 
+/*
+ * Which unique key a duplicate-entry error on statement st names:
+ * "Duplicate entry '...' for key 'NAME'" (MySQL 8 writes
+ * 'table.NAME').  The entry may hold quotes; the name is the last
+ * quoted word and holds none.
+ */
+static enum dbr
+duplicate(enum stmt st, const char *msg)
+{
+	size_t n = strlen(msg), i;
+	const char *name, *dot;
+
+	if (n < 2 || msg[n - 1] != '\'')
+		goto unknown;
+	for (i = n - 1; i > 0 && msg[i - 1] != '\''; i--)
+		;
+	if (i == 0)
+		goto unknown;
+	name = msg + i;
+	n = n - 1 - i;
+	if ((dot = memchr(name, '.', n)) != NULL) {
+		n -= (size_t)(dot + 1 - name);
+		name = dot + 1;
+	}
+	for (i = 0; i < sizeof uniques / sizeof uniques[0]; i++)
+		if (uniques[i].st == st && strlen(uniques[i].key) == n &&
+		    memcmp(uniques[i].key, name, n) == 0)
+			return uniques[i].dup;
+unknown:
+	log_err("statement %s: %s", statements[st].name, msg);
+	return DBR_ERR;
+}
+
 /* Map an error on statement st; may close the connection. */
 static enum dbr
 fail(enum stmt st, MYSQL_STMT *s)
@@ -379,7 +428,7 @@ fail(enum stmt st, MYSQL_STMT *s)
 	unsigned int e = mysql_stmt_errno(s);
 
 	if (e == ER_DUP_ENTRY)
-		return DBR_DUP;
+		return duplicate(st, mysql_stmt_error(s));
 	if (lost(e)) {
 		log_err("statement %s: database connection lost: %s",
 		    statements[st].name, mysql_stmt_error(s));
@@ -512,6 +561,7 @@ run(enum stmt st, MYSQL_BIND *par, struct col *cols, int ncol,
 	enum dbr r;
 	int rc;
 
+	*rows = 0;
 	if ((r = exec(st, par)) != DBR_OK)
 		return r;
 	s = stmts[st];
@@ -578,7 +628,10 @@ bind_ll(MYSQL_BIND *b, const long long *v)
 	b->buffer = unconst(v);
 }
 
-/* A new user; age 0 and gender NULL are stored as NULL. */
+/*
+ * A new user; age 0 and gender NULL are stored as NULL.  A taken name or
+ * email is DBR_DUP_USERNAME or DBR_DUP_EMAIL.
+ */
 enum dbr
 db_user_insert(const char *username, const char *email, const char *email_key,
     const char *hash, const char *full_name, int age, const char *gender,
@@ -602,21 +655,6 @@ db_user_insert(const char *username, const char *email, const char *email_key,
 	if ((r = run(ST_USER_INSERT, p, NULL, 0, &rows)) == DBR_OK)
 		*id = mysql_stmt_insert_id(stmts[ST_USER_INSERT]);
 	return r;
-}
-
-enum dbr
-db_user_exists(const char *username)
-{
-	MYSQL_BIND p[1];
-	uint64_t one;
-	struct col c[1] = {{C_U64, &one, 0, NULL, NULL, 0, 0}};
-	unsigned long long rows;
-	enum dbr r;
-
-	bind_str(&p[0], username, strlen(username));
-	if ((r = run(ST_USER_EXISTS, p, c, 1, &rows)) != DBR_OK)
-		return r;
-	return rows ? DBR_OK : DBR_NONE;
 }
 
 enum dbr
@@ -689,7 +727,10 @@ db_token_purge(unsigned long long *n)
  * user: each checks it as it runs.
  */
 
-/* A new pair: DBR_DUP if the key exists, DBR_NOAUTH if tok is not valid. */
+/*
+ * A new pair: DBR_DUP_KEY if the key exists, DBR_NOAUTH if tok is not
+ * valid.
+ */
 enum dbr
 db_data_insert(const unsigned char *tok, const char *k, size_t klen,
     const char *v, size_t vlen, uint64_t version)

@@ -74,6 +74,30 @@ err_info(enum err e)
 	return &errs[e];
 }
 
+/*
+ * The one mapping of database results to errors.  "No row" means
+ * something else to each statement (no such key, no such user), so the
+ * caller says what DBR_NONE answers.
+ */
+enum err
+err_of_db(enum dbr d, enum err none)
+{
+	static const enum err of[DBR__MAX] = {
+	    [DBR_OK] = ERR_OK,
+	    [DBR_NONE] = ERR_INTERNAL, /* the caller's `none` instead */
+	    [DBR_NOAUTH] = ERR_INVALID_TOKEN,
+	    [DBR_DUP_USERNAME] = ERR_USERNAME_EXISTS,
+	    [DBR_DUP_EMAIL] = ERR_EMAIL_EXISTS,
+	    [DBR_DUP_KEY] = ERR_KEY_EXISTS,
+	    [DBR_DOWN] = ERR_SERVICE_UNAVAILABLE,
+	    [DBR_ERR] = ERR_INTERNAL,
+	};
+
+	if (d == DBR_NONE)
+		return none;
+	return (unsigned)d < DBR__MAX ? of[d] : ERR_INTERNAL;
+}
+
 /* The reason phrase for the CGI Status line. */
 const char *
 http_reason(int status)

@@ -194,16 +194,20 @@ enum dbr {
 	DBR_OK = 0,
 	DBR_NONE,   /* no row / no row changed */
 	DBR_NOAUTH, /* the token is not valid (unknown, expired, revoked) */
-	DBR_DUP,    /* unique constraint */
-	DBR_DOWN,   /* cannot reach the database */
-	DBR_ERR,    /* anything else: logged */
+	DBR_DUP_USERNAME, /* unique keys: the username is taken, */
+	DBR_DUP_EMAIL,	  /* the email, */
+	DBR_DUP_KEY,	  /* the user has this data key */
+	DBR_DOWN,	  /* cannot reach the database */
+	DBR_ERR,	  /* anything else: logged */
+	DBR__MAX
 };
+/* err.c: what each result answers; DBR_NONE answers the second argument */
+enum err err_of_db(enum dbr, enum err);
 int db_init(void);
 void db_close(void);
 enum dbr db_ping(void);
 enum dbr db_user_insert(const char *, const char *, const char *, const char *,
     const char *, int, const char *, uint64_t *);
-enum dbr db_user_exists(const char *);
 enum dbr db_user_lookup(const char *, uint64_t *, char *, size_t);
 enum dbr db_token_insert(const unsigned char *, uint64_t, long long);
 enum dbr db_token_user(const unsigned char *, uint64_t *);

@@ -38,10 +38,8 @@ h_token(struct req *r)
 	d = !user_name_valid(user, len)
 	    ? DBR_NONE
 	    : db_user_lookup(user, &uid, hash, sizeof hash);
-	if (d == DBR_DOWN)
-		return ERR_SERVICE_UNAVAILABLE;
 	if (d != DBR_OK && d != DBR_NONE)
-		return ERR_INTERNAL;
+		return err_of_db(d, ERR_INTERNAL);
 	/* A password bcrypt would truncate, or one holding a NUL, never
 	 * matches: registration refuses both. */
 	if (strlen(pw->valuestring) > PASSWORD_MAX || json_has_nul(pw))
@@ -53,11 +51,8 @@ h_token(struct req *r)
 
 	if (auth_token_new(tok, th) == -1)
 		return ERR_INTERNAL;
-	switch (db_token_insert(th, uid, cfg.token_lifetime)) {
-	case DBR_OK: break;
-	case DBR_DOWN: return ERR_SERVICE_UNAVAILABLE;
-	default: return ERR_INTERNAL;
-	}
+	if ((d = db_token_insert(th, uid, cfg.token_lifetime)) != DBR_OK)
+		return err_of_db(d, ERR_INTERNAL);
 	if ((r->data = cJSON_CreateObject()) == NULL)
 		return ERR_INTERNAL;
 	cJSON_AddStringToObject(r->data, "access_token", tok);

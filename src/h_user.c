@@ -110,19 +110,8 @@ h_register(struct req *r)
 	d = db_user_insert(
 	    user, email, email_key, hash, name, age, gender, &uid);
 	explicit_bzero(hash, sizeof hash);
-	switch (d) {
-	case DBR_OK: break;
-	case DBR_DUP:
-		/* Which unique key?  Ask, rather than parse an error text. */
-		switch (db_user_exists(user)) {
-		case DBR_OK: return ERR_USERNAME_EXISTS;
-		case DBR_NONE: return ERR_EMAIL_EXISTS;
-		case DBR_DOWN: return ERR_SERVICE_UNAVAILABLE;
-		default: return ERR_INTERNAL;
-		}
-	case DBR_DOWN: return ERR_SERVICE_UNAVAILABLE;
-	default: return ERR_INTERNAL;
-	}
+	if (d != DBR_OK)
+		return err_of_db(d, ERR_INTERNAL);
 	if ((r->data = cJSON_CreateObject()) == NULL)
 		return ERR_INTERNAL;
 	snprintf(id, sizeof id, "%llu", (unsigned long long)uid);

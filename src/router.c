@@ -76,15 +76,7 @@ enum err
 router_db(struct req *r, enum dbr d, enum err none)
 {
 	r->authed = 1;
-	switch (d) {
-	case DBR_OK: return ERR_OK;
-	case DBR_NONE: return none;
-	case DBR_NOAUTH: return ERR_INVALID_TOKEN;
-	/* The only unique key an authenticated route can hit: (user, k). */
-	case DBR_DUP: return ERR_KEY_EXISTS;
-	case DBR_DOWN: return ERR_SERVICE_UNAVAILABLE;
-	default: return ERR_INTERNAL;
-	}
+	return err_of_db(d, none);
 }
 
 /* Look the token up by itself; sets r->user_id. */

@@ -98,6 +98,24 @@ err_of_db(enum dbr d, enum err none)
 	return (unsigned)d < DBR__MAX ? of[d] : ERR_INTERNAL;
 }
 
+/* A handler's outcome when no statement of it checked the token. */
+struct outcome
+outcome(enum err e)
+{
+	struct outcome o = {e, 0};
+
+	return o;
+}
+
+/* The outcome of a statement that checked the request's token. */
+struct outcome
+outcome_db(enum dbr d, enum err none)
+{
+	struct outcome o = {err_of_db(d, none), 1};
+
+	return o;
+}
+
 /* The reason phrase for the CGI Status line. */
 const char *
 http_reason(int status)

@@ -100,7 +100,7 @@ main(int argc, char *argv[])
 	}
 	if (conf == NULL && access(SYSCONFDIR "/kvapi/kvapi.conf", F_OK) == 0)
 		conf = SYSCONFDIR "/kvapi/kvapi.conf";
-	if (config_load(conf) == -1)
+	if (config_load(conf) == -1 || router_init() == -1)
 		return 1;
 
 	if (FCGX_Init() != 0 || FCGX_InitRequest(&req, 0, 0) != 0) {

@@ -102,27 +102,6 @@ req_read_body(FCGX_Stream *in, struct req *r)
 }
 
 /*
- * The key of a /api/data/{key} route: the raw REQUEST_URI after the
- * prefix, up to the query, percent-decoded exactly once.  PATH_INFO is
- * no use here: nginx has decoded it and merged its slashes.
- */
-enum err
-req_url_key(struct req *r)
-{
-	const char *p = r->uri;
-	size_t n;
-
-	if (p == NULL || strncmp(p, KEY_PREFIX, sizeof KEY_PREFIX - 1) != 0)
-		return ERR_INVALID_KEY;
-	p += sizeof KEY_PREFIX - 1;
-	n = strcspn(p, "?");
-	if (req_pct_decode(p, n, r->key, sizeof r->key, &r->keylen) == -1 ||
-	    !req_key_valid(r->key, r->keylen))
-		return ERR_INVALID_KEY;
-	return ERR_OK;
-}
-
-/*
  * "Bearer" (any case), one or more spaces, then exactly TOKEN_LEN
  * base64url characters and nothing else.  Copies the token to tok
  * (TOKEN_LEN + 1 bytes).  Returns 0 or -1.

@@ -83,7 +83,7 @@ resp_write(FCGX_Stream *out, struct req *r, enum err e)
 		resp_header(out, "Location: %s\r\n", r->location);
 	if (e == ERR_OK && r->etag[0])
 		resp_header(out, "ETag: %s\r\n", r->etag);
-	if (e == ERR_METHOD_NOT_ALLOWED && r->allow)
+	if (e == ERR_METHOD_NOT_ALLOWED && r->allow[0])
 		resp_header(out, "Allow: %s\r\n", r->allow);
 	if (e == ERR_INVALID_TOKEN)
 		resp_header(out, "WWW-Authenticate: %s\r\n",

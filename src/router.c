@@ -1,90 +1,197 @@
 /*
- * The router: ONE table of routes (method, path, auth, body, handler),
- * and the steps every request goes through in the contract's order:
- * 404/405, authentication, Content-Type (415), body size (413), JSON
- * (400), the key from the URL, then the handler.  The token is checked
- * by the handler's own statement where it can be (see dispatch), and a
- * token that is not valid is still the first error answered.  The answer
- * is written by response.c, the preflight by cors.c.
+ * The router: ONE table of routes, each with the fields it takes, and the
+ * steps every request goes through in the contract's order (API.md,
+ * "Validation order is fixed"): the route (404, 405), the form of the
+ * Bearer token (401), Content-Type (415), the body (413, 400), its JSON
+ * (400), the route's fields in the order they are declared, then the
+ * handler.  Control goes one way: a handler gets checked fields, calls
+ * the database and returns what happened (struct outcome); it never
+ * calls back in here.  Data statements check the token as they run (one
+ * round trip, see db.c); a request that ended before any statement did
+ * has its token looked up here, so a token that is not valid is still
+ * the first error answered.  response.c writes the answer, cors.c the
+ * preflight.
  */
 #include "config.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <cjson/cJSON.h>
 #include <fcgiapp.h>
 
 #include "extern.h"
 
+/*
+ * The fields of each route, in the order API.md's error table checks
+ * them; the first that fails is answered with its error.
+ */
+// clang-format off
+static const struct field register_fields[] = {
+    {F_USERNAME,  "username",  IN_BODY, FT_STRING,     FN_REQUIRED, valid_username,  ERR_INVALID_REQUEST},
+    {F_EMAIL,     "email",     IN_BODY, FT_STRING,     FN_REQUIRED, valid_email,     ERR_INVALID_REQUEST},
+    /* Any non-empty string first; its length is judged after full_name. */
+    {F_PASSWORD,  "password",  IN_BODY, FT_STRING_NUL, FN_REQUIRED, NULL,            ERR_INVALID_REQUEST},
+    {F_FULL_NAME, "full_name", IN_BODY, FT_STRING,     FN_REQUIRED, valid_full_name, ERR_INVALID_REQUEST},
+    {F_PASSWORD,  "password",  IN_BODY, FT_STRING_NUL, FN_REQUIRED, valid_password,  ERR_INVALID_PASSWORD},
+    {F_AGE,       "age",       IN_BODY, FT_INT,        FN_OPTIONAL, valid_age,       ERR_INVALID_AGE},
+    {F_GENDER,    "gender",    IN_BODY, FT_STRING,     FN_OPTIONAL, valid_gender,    ERR_INVALID_GENDER},
+};
+/* Strings holding a U+0000 are strings: they match nobody (h_token.c). */
+static const struct field login_fields[] = {
+    {F_USERNAME,  "username",  IN_BODY, FT_STRING_NUL, FN_REQUIRED, NULL,            ERR_MISSING_FIELDS},
+    {F_PASSWORD,  "password",  IN_BODY, FT_STRING_NUL, FN_REQUIRED, NULL,            ERR_MISSING_FIELDS},
+};
+static const struct field new_pair_fields[] = {
+    {F_KEY,       "key",       IN_BODY, FT_STRING,     FN_REQUIRED, valid_key,       ERR_INVALID_KEY},
+    {F_VALUE,     "value",     IN_BODY, FT_VALUE,      FN_REQUIRED, NULL,            ERR_INVALID_VALUE},
+};
+static const struct field key_fields[] = {
+    {F_KEY,       "key",       IN_PATH, FT_STRING,     FN_REQUIRED, valid_key,       ERR_INVALID_KEY},
+};
+static const struct field put_fields[] = {
+    {F_KEY,       "key",       IN_PATH, FT_STRING,     FN_REQUIRED, valid_key,       ERR_INVALID_KEY},
+    {F_VALUE,     "value",     IN_BODY, FT_VALUE,      FN_REQUIRED, NULL,            ERR_INVALID_VALUE},
+};
+static const struct field list_fields[] = {
+    {F_LIMIT,     "limit",     IN_QUERY, FT_INT,       FN_OPTIONAL, valid_limit,     ERR_INVALID_QUERY},
+    {F_PREFIX,    "prefix",    IN_QUERY, FT_STRING,    FN_OPTIONAL, valid_prefix,    ERR_INVALID_QUERY},
+    {F_CURSOR,    "cursor",    IN_QUERY, FT_BASE64URL, FN_OPTIONAL, valid_key,       ERR_INVALID_QUERY},
+};
+
+#define FIELDS(a) (a), sizeof(a) / sizeof((a)[0])
+#define NO_FIELDS NULL, 0
+
+/*
+ * A path ending in '/' is a prefix: what follows it in the raw URI is the
+ * route's path parameter (IN_PATH).  HEAD is served wherever GET is.
+ */
 static const struct route {
-	const char *path; /* exact, or a prefix when it ends in '/' */
+	const char *path;
 	const char *method;
 	int auth; /* needs a Bearer token */
 	int body; /* takes a JSON body */
-	enum err (*fn)(struct req *);
+	struct outcome (*fn)(struct req *);
+	const struct field *fields; /* checked before fn, in this order */
+	size_t nfields;
 } routes[] = {
-    {"/api/register", "POST", 0, 1, h_register},
-    {"/api/token", "POST", 0, 1, h_token},
-    {"/api/token", "DELETE", 1, 0, h_token_delete},
-    {"/api/data", "POST", 1, 1, h_data_post},
-    {"/api/data", "GET", 1, 0, h_data_list},
-    {"/api/data", "HEAD", 1, 0, h_data_list},
-    {KEY_PREFIX, "GET", 1, 0, h_data_get},
-    {KEY_PREFIX, "HEAD", 1, 0, h_data_get},
-    {KEY_PREFIX, "PUT", 1, 1, h_data_put},
-    {KEY_PREFIX, "DELETE", 1, 0, h_data_delete},
-    {"/api/health", "GET", 0, 0, h_health},
-    {"/api/health", "HEAD", 0, 0, h_health},
+    {"/api/register", "POST",   0, 1, h_register,     FIELDS(register_fields)},
+    {"/api/token",    "POST",   0, 1, h_token,        FIELDS(login_fields)},
+    {"/api/token",    "DELETE", 1, 0, h_token_delete, NO_FIELDS},
+    {"/api/data",     "POST",   1, 1, h_data_post,    FIELDS(new_pair_fields)},
+    {"/api/data",     "GET",    1, 0, h_data_list,    FIELDS(list_fields)},
+    {"/api/data",     "HEAD",   1, 0, h_data_list,    FIELDS(list_fields)},
+    {KEY_PREFIX,      "GET",    1, 0, h_data_get,     FIELDS(key_fields)},
+    {KEY_PREFIX,      "HEAD",   1, 0, h_data_get,     FIELDS(key_fields)},
+    {KEY_PREFIX,      "PUT",    1, 1, h_data_put,     FIELDS(put_fields)},
+    {KEY_PREFIX,      "DELETE", 1, 0, h_data_delete,  FIELDS(key_fields)},
+    {"/api/health",   "GET",    0, 0, h_health,       NO_FIELDS},
+    {"/api/health",   "HEAD",   0, 0, h_health,       NO_FIELDS},
 };
+// clang-format on
 #define NROUTES (sizeof routes / sizeof routes[0])
 
-static int
-path_match(const struct route *rt, const char *path)
+/*
+ * The path a request routes on, n bytes at *p: a raw URI under /api/data/
+ * is always a key's (nginx has resolved dot segments in PATH_INFO, so the
+ * key ".." would look like /api/); any other path is PATH_INFO.
+ */
+static void
+route_path(const struct req *r, const char **p, size_t *n)
 {
-	size_t n = strlen(rt->path);
-
-	if (rt->path[n - 1] == '/')
-		return strncmp(path, rt->path, n) == 0;
-	return strcmp(path, rt->path) == 0;
+	if (r->uri != NULL &&
+	    strncmp(r->uri, KEY_PREFIX, sizeof KEY_PREFIX - 1) == 0) {
+		*p = r->uri;
+		*n = strcspn(r->uri, "?");
+		return;
+	}
+	*p = r->path;
+	*n = strlen(r->path);
 }
 
-/* The Allow header of the path that rt matched, from the table. */
-static const char *
-allow_for(const struct route *rt, char *buf, size_t cap)
+static int
+route_match(const struct route *rt, const char *p, size_t n)
 {
-	size_t o = 0;
+	size_t len = strlen(rt->path);
 
-	buf[0] = '\0';
-	for (size_t i = 0; i < NROUTES; i++)
-		if (strcmp(routes[i].path, rt->path) == 0)
-			o += (size_t)snprintf(
-			    buf + o, cap - o, "%s, ", routes[i].method);
-	snprintf(buf + (o < cap ? o : cap - 1), cap - (o < cap ? o : cap - 1),
-	    "OPTIONS");
-	return buf;
+	if (rt->path[len - 1] == '/')
+		return n >= len && memcmp(p, rt->path, len) == 0;
+	return n == len && memcmp(p, rt->path, len) == 0;
 }
 
 /*
- * The answer to a statement that checked the request's token (every
- * statement of an authenticated route does, see dispatch): DBR_NONE
- * becomes `none`.
+ * The route of a request, and in *any the first row of its path (NULL:
+ * no such path).  The path parameter of a prefix row is taken from the
+ * raw URI only, never from the decoded PATH_INFO.
  */
-enum err
-router_db(struct req *r, enum dbr d, enum err none)
+static const struct route *
+route_find(struct req *r, const struct route **any)
 {
-	r->authed = 1;
-	return err_of_db(d, none);
+	const char *p;
+	size_t n, len;
+
+	route_path(r, &p, &n);
+	*any = NULL;
+	for (size_t i = 0; i < NROUTES; i++) {
+		const struct route *rt = &routes[i];
+
+		if (!route_match(rt, p, n))
+			continue;
+		if (*any == NULL)
+			*any = rt;
+		if (strcmp(rt->method, r->method) != 0)
+			continue;
+		len = strlen(rt->path);
+		if (rt->path[len - 1] == '/' && p == r->uri) {
+			r->param = p + len;
+			r->paramlen = n - len;
+		}
+		return rt;
+	}
+	return NULL;
 }
 
-/* Look the token up by itself; sets r->user_id. */
-enum err
-router_auth(struct req *r)
+/* The Allow header of the path of rt, from the table, into buf. */
+static void
+allow_for(const struct route *rt, char *buf, size_t cap)
 {
-	return router_db(
-	    r, db_token_user(r->token_hash, &r->user_id), ERR_INVALID_TOKEN);
+	size_t o = 0;
+	int k;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i <= NROUTES; i++) {
+		const char *m = i < NROUTES ? routes[i].method : "OPTIONS";
+
+		if (i < NROUTES && strcmp(routes[i].path, rt->path) != 0)
+			continue;
+		k = snprintf(buf + o, cap - o, "%s%s", o ? ", " : "", m);
+		if (k < 0 || (size_t)k >= cap - o)
+			break; /* router_init made sure it fits */
+		o += (size_t)k;
+	}
+}
+
+/*
+ * Check what the table promises but C cannot: every path's Allow header
+ * fits its buffer.  0, or -1 with the reason on stderr.
+ */
+int
+router_init(void)
+{
+	char allow[ALLOW_MAX + 1];
+
+	for (size_t i = 0; i < NROUTES; i++) {
+		allow_for(&routes[i], allow, sizeof allow);
+		if (strlen(allow) >= ALLOW_MAX) {
+			fprintf(stderr,
+			    "kvapi: the Allow header of %s "
+			    "is over %d bytes\n",
+			    routes[i].path, ALLOW_MAX);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 /* The Bearer token's hash into r->token_hash, without the database. */
@@ -103,7 +210,7 @@ bearer(struct req *r)
 	return ERR_OK;
 }
 
-/* Content-Type (415), the body (413, 400), its JSON, the URL's key. */
+/* Content-Type (415), the body (413, 400), its JSON, then the fields. */
 static enum err
 parse(const struct route *rt, struct req *r, enum err body)
 {
@@ -118,66 +225,50 @@ parse(const struct route *rt, struct req *r, enum err body)
 		    ERR_OK)
 			return e;
 	}
-	// NOLINTNEXTLINE(clang-analyzer-unix.Malloc): a false positive
-	if (rt->path[strlen(rt->path) - 1] == '/')
-		return req_url_key(r);
-	return ERR_OK;
+	return field_check(r, rt->fields, rt->nfields);
 }
 
 static enum err
 dispatch(FCGX_Request *f, struct req *r)
 {
-	const struct route *rt = NULL, *any = NULL;
-	const char *path = r->path;
-	static char allow[128];
-	enum err e, body;
+	const struct route *rt, *any;
+	struct outcome o = {ERR_OK, 0};
+	enum err body, a;
+	uint64_t user;
 
-	/*
-	 * Routes match PATH_INFO, except that a raw URI under /api/data/ is
-	 * always a key: nginx has already resolved dot segments in
-	 * PATH_INFO, so the key ".." would otherwise look like /api/.
-	 */
-	if (r->uri != NULL &&
-	    strncmp(r->uri, KEY_PREFIX, sizeof KEY_PREFIX - 1) == 0)
-		path = r->uri;
-	for (size_t i = 0; i < NROUTES && rt == NULL; i++)
-		if (path_match(&routes[i], path)) {
-			any = &routes[i];
-			if (strcmp(routes[i].method, r->method) == 0)
-				rt = &routes[i];
-		}
+	rt = route_find(r, &any);
 	/* Read (or drain) the body before any answer. */
 	body = req_read_body(f->in, r);
 	if (any == NULL)
 		return ERR_NOT_FOUND;
 	if (rt == NULL) {
-		r->allow = allow_for(any, allow, sizeof allow);
+		allow_for(any, r->allow, sizeof r->allow);
 		return ERR_METHOD_NOT_ALLOWED;
 	}
-	if (rt->auth && (e = bearer(r)) != ERR_OK)
-		return e;
-	/* r->body and r->json are router_handle's to free, whatever this
-	 * returns. */
-	if ((e = parse(rt, r, body)) == ERR_OK)
-		e = rt->fn(r);
+	if (rt->auth && (o.err = bearer(r)) != ERR_OK)
+		return o.err;
+	/* r->body, r->json and the fields are router_handle's to free,
+	 * whatever this returns. */
+	if ((o.err = parse(rt, r, body)) == ERR_OK)
+		o = rt->fn(r);
 	/*
 	 * The handler's statement checks the token as it reads or writes
 	 * (one round trip).  A request that failed before any statement ran
 	 * has its token checked now: the contract answers INVALID_TOKEN
 	 * before every other error of an authenticated route.
 	 */
-	if (rt->auth && !r->authed) {
-		enum err a = router_auth(r);
-
+	if (rt->auth && !o.checked) {
+		a = err_of_db(
+		    db_token_user(r->token_hash, &user), ERR_INVALID_TOKEN);
 		if (a != ERR_OK)
 			return a;
-		if (e == ERR_OK) {
+		if (o.err == ERR_OK) {
 			log_err("%s %s: the handler did not check the token",
 			    rt->method, rt->path);
 			return ERR_INTERNAL;
 		}
 	}
-	return e;
+	return o.err;
 }
 
 void
@@ -194,6 +285,7 @@ router_handle(FCGX_Request *f)
 		e = dispatch(f, &r);
 		resp_write(f->out, &r, e);
 	}
+	field_free(&r);
 	cJSON_Delete(r.json);
 	cJSON_Delete(r.data);
 	free(r.body);

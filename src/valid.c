@@ -78,3 +78,85 @@ req_key_valid(const char *k, size_t len)
 	return len <= KEY_MAX && req_text_valid(k, len, 1, KEY_MAX) &&
 	    key_reachable(k, len);
 }
+
+/*
+ * An email, as loosely as the contract says: one '@', a non-empty local
+ * part, a dot inside the domain, no spaces; text of at most EMAIL_MAX.
+ */
+static int
+email_valid(const char *s, size_t len)
+{
+	const char *at = strchr(s, '@'), *dot;
+
+	if (len > EMAIL_MAX || !req_text_valid(s, len, 3, EMAIL_MAX) ||
+	    strpbrk(s, " \t") != NULL || at == NULL || at == s ||
+	    strchr(at + 1, '@') != NULL)
+		return 0;
+	dot = strchr(at + 1, '.');
+	return dot != NULL && dot != at + 1 && s[len - 1] != '.';
+}
+
+/* The rules of field rows (router.c), on checked values of their type. */
+
+int
+valid_username(const struct field_value *v)
+{
+	return user_name_valid(v->s, v->len);
+}
+
+int
+valid_email(const struct field_value *v)
+{
+	return email_valid(v->s, v->len);
+}
+
+int
+valid_full_name(const struct field_value *v)
+{
+	return req_text_valid(v->s, v->len, 1, 128);
+}
+
+/*
+ * 8 characters to PASSWORD_MAX bytes, the bcrypt limit: never truncated
+ * silently.  bcrypt takes C strings, so a U+0000 is refused.
+ */
+int
+valid_password(const struct field_value *v)
+{
+	size_t chars;
+
+	return !v->nul && v->len <= PASSWORD_MAX &&
+	    utf8_valid(v->s, v->len, &chars) && chars >= 8;
+}
+
+int
+valid_age(const struct field_value *v)
+{
+	return v->n >= 1 && v->n <= 150;
+}
+
+int
+valid_gender(const struct field_value *v)
+{
+	return req_text_valid(v->s, v->len, 1, 32);
+}
+
+int
+valid_key(const struct field_value *v)
+{
+	return req_key_valid(v->s, v->len);
+}
+
+/* A listing's prefix is text, but not a path: nginx never resolves it. */
+int
+valid_prefix(const struct field_value *v)
+{
+	return v->len == 0 || req_text_valid(v->s, v->len, 1, KEY_MAX);
+}
+
+/* 1..LIST_MAX, in no more digits than LIST_MAX has. */
+int
+valid_limit(const struct field_value *v)
+{
+	return v->len <= 4 && v->n >= 1 && v->n <= LIST_MAX;
+}

@@ -84,17 +84,21 @@ struct config {
 	size_t body_max;
 	char *cors_origins; /* NULL or "*" means any origin */
 	int log_level;
+	char *auth_rate; /* for the nginx site (script/stack): not used here */
+	char *auth_burst;
 };
 
 extern struct config cfg;
 
 int config_load(const char *path);
+int config_print(const char *);
 void config_free(void);
 
 /* Logging (log.c) to stderr, which spawn-fcgi leaves to the log file. */
 enum { LOG_ERR_ = 0, LOG_WARN_, LOG_INFO_, LOG_DEBUG_ };
 extern const char *log_request_id;
 int log_level_parse(const char *);
+const char *log_level_name(int);
 void log_err(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *, ...) __attribute__((format(printf, 1, 2)));

@@ -52,7 +52,8 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: kvapi [-c config] | --help | --version\n"
+	    "usage: kvapi [-c config] [--print-config KEY...] | --help | "
+	    "--version\n"
 	    "\n"
 	    "A FastCGI worker for the kvapi key-value API.  It accepts on fd "
 	    "0,\n"
@@ -62,6 +63,9 @@ usage(FILE *f)
 	    "FILE\n"
 	    "\n"
 	    "  -c FILE    config file (default: $KVAPI_CONFIG, else %s)\n"
+	    "  --print-config KEY...\n"
+	    "             print these settings as the worker sees them, one a "
+	    "line\n"
 	    "  --help     this text\n"
 	    "  --version  print the version\n"
 	    "\n"
@@ -78,6 +82,7 @@ main(int argc, char *argv[])
 	struct sigaction sa;
 	sigset_t stops;
 	FCGX_Request req;
+	char **print = NULL;
 	int i, served = 0;
 
 	for (i = 1; i < argc; i++) {
@@ -95,6 +100,11 @@ main(int argc, char *argv[])
 			conf = argv[++i];
 			continue;
 		}
+		/* The rest are the keys. */
+		if (strcmp(argv[i], "--print-config") == 0 && i + 1 < argc) {
+			print = &argv[i + 1];
+			break;
+		}
 		usage(stderr);
 		return 2;
 	}
@@ -102,6 +112,13 @@ main(int argc, char *argv[])
 		conf = SYSCONFDIR "/kvapi/kvapi.conf";
 	if (config_load(conf) == -1 || router_init() == -1)
 		return 1;
+	if (print != NULL) {
+		for (i = 0; print[i] != NULL; i++)
+			if (config_print(print[i]) == -1)
+				break;
+		config_free();
+		return print[i] == NULL ? 0 : 2;
+	}
 
 	if (FCGX_Init() != 0 || FCGX_InitRequest(&req, 0, 0) != 0) {
 		fprintf(stderr, "kvapi: cannot initialise libfcgi\n");

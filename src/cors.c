@@ -12,8 +12,9 @@
 
 #include "extern.h"
 
-/* What a browser client may read of an answer. */
+/* What a browser client may read of an answer (nginx.c prints it too). */
 #define EXPOSE "ETag, Location, Retry-After, WWW-Authenticate"
+const char cors_expose[] = EXPOSE;
 
 /* Only printable ASCII is echoed back into a header. */
 static int

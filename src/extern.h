@@ -257,6 +257,8 @@ void field_free(struct req *);
 void resp_header(struct FCGX_Stream *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
 void resp_write(struct FCGX_Stream *, struct req *, enum err);
+char *resp_error_text(enum err);
+extern const char cors_expose[];
 void cors_headers(struct FCGX_Stream *, const struct req *);
 void cors_preflight(struct FCGX_Stream *, const struct req *);
 
@@ -332,6 +334,10 @@ struct outcome h_health(struct req *);
 
 /* router.c */
 int router_init(void);
+size_t router_methods(char *, size_t);
 void router_handle(struct FCGX_Request *);
+
+/* nginx.c */
+int nginx_print(void);
 
 #endif

@@ -52,8 +52,9 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: kvapi [-c config] [--print-config KEY...] | --help | "
-	    "--version\n"
+	    "usage: kvapi [-c config] [--print-config KEY...] | --print-nginx "
+	    "|\n"
+	    "       --help | --version\n"
 	    "\n"
 	    "A FastCGI worker for the kvapi key-value API.  It accepts on fd "
 	    "0,\n"
@@ -66,6 +67,9 @@ usage(FILE *f)
 	    "  --print-config KEY...\n"
 	    "             print these settings as the worker sees them, one a "
 	    "line\n"
+	    "  --print-nginx\n"
+	    "             print what the nginx site takes from the worker, as "
+	    "NAME=VALUE\n"
 	    "  --help     this text\n"
 	    "  --version  print the version\n"
 	    "\n"
@@ -100,6 +104,8 @@ main(int argc, char *argv[])
 			conf = argv[++i];
 			continue;
 		}
+		if (strcmp(argv[i], "--print-nginx") == 0)
+			return router_init() == -1 || nginx_print() == -1;
 		/* The rest are the keys. */
 		if (strcmp(argv[i], "--print-config") == 0 && i + 1 < argc) {
 			print = &argv[i + 1];

@@ -32,6 +32,42 @@ resp_header(FCGX_Stream *out, const char *fmt, ...)
 		FCGX_PutStr(line, n, out);
 }
 
+/*
+ * The envelope of API.md: {"status":"success","message"} with message
+ * (if any), or {"status":"error","code","message"} of error e.  NULL when
+ * out of memory.
+ */
+static cJSON *
+envelope(enum err e, const char *message)
+{
+	const struct err_info *ei = err_info(e);
+	cJSON *body = cJSON_CreateObject();
+
+	if (body == NULL)
+		return NULL;
+	if (e == ERR_OK) {
+		cJSON_AddStringToObject(body, "status", "success");
+		if (message != NULL)
+			cJSON_AddStringToObject(body, "message", message);
+	} else {
+		cJSON_AddStringToObject(body, "status", "error");
+		cJSON_AddStringToObject(body, "code", ei->code);
+		cJSON_AddStringToObject(body, "message", ei->message);
+	}
+	return body;
+}
+
+/* The body of error e as the worker writes it, for cJSON_free. */
+char *
+resp_error_text(enum err e)
+{
+	cJSON *body = envelope(e, NULL);
+	char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+
+	cJSON_Delete(body);
+	return text;
+}
+
 /* Write the response r describes, or the error e. */
 void
 resp_write(FCGX_Stream *out, struct req *r, enum err e)
@@ -50,18 +86,8 @@ resp_write(FCGX_Stream *out, struct req *r, enum err e)
 		FCGX_PutS("\r\n", out);
 		return;
 	}
-	body = cJSON_CreateObject();
-	if (body == NULL)
+	if ((body = envelope(e, r->message)) == NULL)
 		goto oom;
-	if (e == ERR_OK) {
-		cJSON_AddStringToObject(body, "status", "success");
-		if (r->message != NULL)
-			cJSON_AddStringToObject(body, "message", r->message);
-	} else {
-		cJSON_AddStringToObject(body, "status", "error");
-		cJSON_AddStringToObject(body, "code", ei->code);
-		cJSON_AddStringToObject(body, "message", ei->message);
-	}
 	/* Errors may carry data too (health: "down"). */
 	if (r->data != NULL) {
 		cJSON_AddItemToObject(body, "data", r->data);
@@ -73,6 +99,9 @@ resp_write(FCGX_Stream *out, struct req *r, enum err e)
 		goto oom;
 	if (status >= 500)
 		log_err("answered %d %s", status, ei->code);
+	else
+		log_debug(
+		    "answered %d%s%s", status, e ? " " : "", e ? ei->code : "");
 
 	resp_header(out, "Status: %d %s\r\n", status, http_reason(status));
 	FCGX_PutS("Content-Type: application/json; charset=utf-8\r\n"
@@ -93,11 +122,12 @@ resp_write(FCGX_Stream *out, struct req *r, enum err e)
 	cJSON_free(text);
 	return;
 oom:
-	/* No memory for cJSON: a fixed answer that needs none. */
-	FCGX_PutS("Status: 500 Internal Server Error\r\n"
-		  "Content-Type: application/json; charset=utf-8\r\n\r\n"
-		  "{\"status\":\"error\",\"code\":\"INTERNAL_SERVER_ERROR\","
-		  "\"message\":\"An internal server error occurred. Please try "
-		  "again later.\"}",
-	    out);
+	/* No memory for cJSON: the table's text needs no escaping (t/unit). */
+	ei = err_info(ERR_INTERNAL);
+	log_err("answered %d %s: out of memory", ei->status, ei->code);
+	resp_header(out,
+	    "Status: %d %s\r\n"
+	    "Content-Type: application/json; charset=utf-8\r\n\r\n"
+	    "{\"status\":\"error\",\"code\":\"%s\",\"message\":\"%s\"}",
+	    ei->status, http_reason(ei->status), ei->code, ei->message);
 }

@@ -152,44 +152,93 @@ route_find(struct req *r, const struct route **any)
 	return NULL;
 }
 
+/*
+ * Add name to the method list of o bytes in buf (cap bytes): the new
+ * length, or cap when it does not fit (router_init makes sure all do).
+ */
+static size_t
+list_add(char *buf, size_t cap, size_t o, const char *name)
+{
+	int k;
+
+	if (o >= cap)
+		return cap;
+	k = snprintf(buf + o, cap - o, "%s%s", o ? ", " : "", name);
+	return k < 0 || (size_t)k >= cap - o ? cap : o + (size_t)k;
+}
+
 /* The Allow header of the path of rt, from the table, into buf. */
-static void
+static size_t
 allow_for(const struct route *rt, char *buf, size_t cap)
 {
 	size_t o = 0;
-	int k;
 
 	buf[0] = '\0';
-	for (size_t i = 0; i <= NROUTES; i++) {
-		const char *m = i < NROUTES ? routes[i].method : "OPTIONS";
-
-		if (i < NROUTES && strcmp(routes[i].path, rt->path) != 0)
-			continue;
-		k = snprintf(buf + o, cap - o, "%s%s", o ? ", " : "", m);
-		if (k < 0 || (size_t)k >= cap - o)
-			break; /* router_init made sure it fits */
-		o += (size_t)k;
-	}
+	for (size_t i = 0; i < NROUTES; i++)
+		if (strcmp(routes[i].path, rt->path) == 0)
+			o = list_add(buf, cap, o, routes[i].method);
+	return list_add(buf, cap, o, "OPTIONS");
 }
 
 /*
- * Check what the table promises but C cannot: every path's Allow header
- * fits its buffer.  0, or -1 with the reason on stderr.
+ * Every method the table answers somewhere, in RFC 9110's order (PATCH,
+ * RFC 5789, after PUT), and OPTIONS: the Allow of the 405 nginx answers
+ * itself, to TRACE and CONNECT on any path (nginx.c).
+ */
+static const char *const method_order[] = {
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"};
+#define NMETHODS (sizeof method_order / sizeof method_order[0])
+
+static int
+routed(const char *method)
+{
+	for (size_t i = 0; i < NROUTES; i++)
+		if (strcmp(routes[i].method, method) == 0)
+			return 1;
+	return 0;
+}
+
+size_t
+router_methods(char *buf, size_t cap)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (size_t m = 0; m < NMETHODS; m++)
+		if (routed(method_order[m]))
+			o = list_add(buf, cap, o, method_order[m]);
+	return list_add(buf, cap, o, "OPTIONS");
+}
+
+/*
+ * Check what the table promises but C cannot: every method is one of
+ * method_order, and the method lists fit their buffers.  0, or -1 with
+ * the reason on stderr.
  */
 int
 router_init(void)
 {
-	char allow[ALLOW_MAX + 1];
+	char list[ALLOW_MAX];
+	size_t m;
 
 	for (size_t i = 0; i < NROUTES; i++) {
-		allow_for(&routes[i], allow, sizeof allow);
-		if (strlen(allow) >= ALLOW_MAX) {
+		for (m = 0; m < NMETHODS; m++)
+			if (strcmp(routes[i].method, method_order[m]) == 0)
+				break;
+		if (m == NMETHODS ||
+		    allow_for(&routes[i], list, sizeof list) == sizeof list) {
 			fprintf(stderr,
-			    "kvapi: the Allow header of %s "
-			    "is over %d bytes\n",
-			    routes[i].path, ALLOW_MAX);
+			    "kvapi: route %s %s: unknown method, "
+			    "or Allow over %d bytes\n",
+			    routes[i].method, routes[i].path, ALLOW_MAX - 1);
 			return -1;
 		}
+	}
+	if (router_methods(list, sizeof list) == sizeof list) {
+		fprintf(stderr,
+		    "kvapi: the routes' methods are over %d bytes\n",
+		    ALLOW_MAX - 1);
+		return -1;
 	}
 	return 0;
 }

@@ -261,6 +261,7 @@ char *resp_error_text(enum err);
 extern const char cors_expose[];
 void cors_headers(struct FCGX_Stream *, const struct req *);
 void cors_preflight(struct FCGX_Stream *, const struct req *);
+int cors_allows(const char *);
 
 /* json.c: a strict check beside cJSON, and typed field access. */
 enum json_field {

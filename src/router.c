@@ -212,8 +212,8 @@ router_methods(char *buf, size_t cap)
 
 /*
  * Check what the table promises but C cannot: every method is one of
- * method_order, and the method lists fit their buffers.  0, or -1 with
- * the reason on stderr.
+ * method_order and one a preflight allows (cors.c), and the method lists
+ * fit their buffers.  0, or -1 with the reason on stderr.
  */
 int
 router_init(void)
@@ -225,11 +225,11 @@ router_init(void)
 		for (m = 0; m < NMETHODS; m++)
 			if (strcmp(routes[i].method, method_order[m]) == 0)
 				break;
-		if (m == NMETHODS ||
+		if (m == NMETHODS || !cors_allows(routes[i].method) ||
 		    allow_for(&routes[i], list, sizeof list) == sizeof list) {
 			fprintf(stderr,
-			    "kvapi: route %s %s: unknown method, "
-			    "or Allow over %d bytes\n",
+			    "kvapi: route %s %s: a method unknown or not in "
+			    "the CORS preflight's, or Allow over %d bytes\n",
 			    routes[i].method, routes[i].path, ALLOW_MAX - 1);
 			return -1;
 		}

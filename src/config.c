@@ -4,6 +4,7 @@
  * The database password may come from the file only when the file is
  * private to its owner, or from a MySQL option file; never from argv or
  * the environment.  Any invalid setting is fatal before serving.
+ * config_print shows a setting as parsed, for scripts (--print-config).
  */
 #include "config.h"
 

@@ -1,7 +1,10 @@
 /*
  * The error table: every error the API can answer, with its HTTP status,
  * its code and its message, word for word from the contract (API.md).
- * Nothing else in the program spells a status or an error message.
+ * Handlers and the router name an error; only response.c spells it out,
+ * and nginx's own error pages are generated from the same table
+ * (nginx.c).  Beside it: the one mapping of database results to errors,
+ * the outcome a handler returns, and the reason phrases of the statuses.
  */
 #include "config.h"
 

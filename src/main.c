@@ -4,7 +4,8 @@
  * loops on FCGX_Accept_r and serves one request at a time.  SIGTERM
  * (SIGINT, SIGUSR1) lets the request in hand finish, then the loop ends.
  * A worker never exits because the database is down: it answers 503 and
- * reconnects by itself.
+ * reconnects by itself.  --print-config and --print-nginx print what
+ * scripts need of its config parser and its tables, and exit.
  */
 #include "config.h"
 

@@ -1,8 +1,10 @@
 /*
- * Validation rules: what the contract accepts as a key, a username or a
- * piece of stored text.  Each is a predicate on bytes already decoded
- * (codec.c) and says yes or no; which error a refusal answers is the
- * route table's business (router.c).
+ * Validation rules: what the contract accepts as a key, a username, an
+ * email, a password, an age, a piece of stored text.  Each is a
+ * predicate on bytes already decoded (codec.c) and says yes or no; the
+ * valid_* ones are the same rules as field rows name them (router.c),
+ * on a field's checked value.  Which error a refusal answers is the
+ * route table's business.
  */
 #include "config.h"
 

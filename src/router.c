@@ -95,7 +95,9 @@ static const struct route {
 /*
  * The path a request routes on, n bytes at *p: a raw URI under /api/data/
  * is always a key's (nginx has resolved dot segments in PATH_INFO, so the
- * key ".." would look like /api/); any other path is PATH_INFO.
+ * key ".." would look like /api/); any other path is PATH_INFO, where a
+ * trailing slash is the same route as none (API.md, Transport: Express's
+ * non-strict routing).
  */
 static void
 route_path(const struct req *r, const char **p, size_t *n)
@@ -108,6 +110,8 @@ route_path(const struct req *r, const char **p, size_t *n)
 	}
 	*p = r->path;
 	*n = strlen(r->path);
+	if (*n > 1 && r->path[*n - 1] == '/')
+		(*n)--;
 }
 
 static int

@@ -358,7 +358,8 @@ sub router_errors {
 
 # The path template of a request URI, as nginx and the router see it: a
 # raw URI under /api/data/ is a key; otherwise the percent-decoded path
-# with slashes merged and dot segments resolved.  Returns (template or
+# with slashes merged, dot segments resolved and a trailing slash
+# dropped.  Returns (template or
 # undef, normalised path).
 sub template {
     my ($doc, $uri) = @_;
@@ -377,8 +378,10 @@ sub template {
         else { push @out, $seg[$i] }
     }
     my $n = '/' . join '/', @out;
-    return ($KEY_TPL, $n) if index($n, '/api/data/') == 0;
-    return ($doc->{paths}{$n} ? $n : undef, $n);
+    # A trailing slash is the same route (API.md, Transport).
+    (my $route = $n) =~ s{(?<=.)/\z}{};
+    return ($KEY_TPL, $n) if index($route, '/api/data/') == 0;
+    return ($doc->{paths}{$route} ? $route : undef, $n);
 }
 
 # Methods nginx refuses itself, anywhere, with an Allow of every method

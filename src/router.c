@@ -95,17 +95,20 @@ static const struct route {
 /*
  * The path a request routes on, n bytes at *p: a raw URI under /api/data/
  * is always a key's (nginx has resolved dot segments in PATH_INFO, so the
- * key ".." would look like /api/); any other path is PATH_INFO, where a
- * trailing slash is the same route as none (API.md, Transport: Express's
- * non-strict routing).
+ * key ".." would look like /api/), or with no key the collection's; any
+ * other path is PATH_INFO.  A trailing slash is the same route as none
+ * (API.md, Transport: Express's non-strict routing), but a key may end
+ * in one: /api/data/k/ is the key "k/".
  */
 static void
 route_path(const struct req *r, const char **p, size_t *n)
 {
-	if (r->uri != NULL &&
-	    strncmp(r->uri, KEY_PREFIX, sizeof KEY_PREFIX - 1) == 0) {
+	const size_t plen = sizeof KEY_PREFIX - 1;
+
+	if (r->uri != NULL && strncmp(r->uri, KEY_PREFIX, plen) == 0) {
 		*p = r->uri;
-		*n = strcspn(r->uri, "?");
+		if ((*n = strcspn(r->uri, "?")) == plen)
+			(*n)--;
 		return;
 	}
 	*p = r->path;
@@ -114,13 +117,14 @@ route_path(const struct req *r, const char **p, size_t *n)
 		(*n)--;
 }
 
+/* Does path p (n bytes) name rt's path?  A prefix needs a rest. */
 static int
 route_match(const struct route *rt, const char *p, size_t n)
 {
 	size_t len = strlen(rt->path);
 
 	if (rt->path[len - 1] == '/')
-		return n >= len && memcmp(p, rt->path, len) == 0;
+		return n > len && memcmp(p, rt->path, len) == 0;
 	return n == len && memcmp(p, rt->path, len) == 0;
 }
 

@@ -1,12 +1,14 @@
 # A trailing slash (API.md, Transport): as in Express's default routing,
 # /api/register/ and /api/token/ are the routes without the slash, with
 # the same answers, the same Allow on a wrong method, the same preflight
-# and the same rate limit (nginx sends them to the bcrypt pool).
+# and the same rate limit (nginx sends them to the bcrypt pool);
+# /api/data/ is the collection /api/data, and under it a key may end in
+# a slash.
 use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
-use KVTest qw(json_is);
+use KVTest qw(json_is kpath);
 
 my $CT = 'application/json; charset=utf-8';
 my $s = KVTest->start;
@@ -101,6 +103,58 @@ subtest 'OPTIONS is the preflight' => sub {
             is $r->{headers}{'access-control-allow-headers'}, 'content-type', 'Access-Control-Allow-Headers';
         };
     }
+};
+
+subtest '/api/data/ is the collection' => sub {
+    my $r = $s->request(POST => '/api/data/', { headers => $AUTH, json => { key => 'a', value => [1] } });
+    answer_is($r, 201, { status => 'success', message => 'Data stored successfully.' }, 'POST /api/data/ stores');
+    is $r->{headers}{location}, '/api/data/a', 'Location: /api/data/a';
+    like $r->{headers}{etag} // '', qr/^"[0-9a-f]{16}"$/, 'an ETag';
+    $s->error_is($s->request(POST => '/api/data/', { headers => $AUTH, json => { key => 'a', value => 2 } }),
+        'KEY_EXISTS', 'POST /api/data/ again: KEY_EXISTS');
+    $s->error_is($s->request(POST => '/api/data/', { headers => $AUTH, json => { value => 2 } }),
+        'INVALID_KEY', 'POST /api/data/ without a key');
+    $s->request(POST => '/api/data', { headers => $AUTH, json => { key => 'b', value => 'two' } });
+    answer_is($s->request(GET => '/api/data/', { headers => $AUTH }), 200,
+        { status => 'success', data => { items => [ { key => 'a', value => [1] }, { key => 'b', value => 'two' } ],
+                                         next_cursor => undef } }, 'GET /api/data/ lists');
+    answer_is($s->request(GET => '/api/data/?prefix=b', { headers => $AUTH }), 200,
+        { status => 'success', data => { items => [ { key => 'b', value => 'two' } ], next_cursor => undef } },
+        'GET /api/data/?prefix=b: the query too');
+    $s->error_is($s->request(GET => '/api/data/?limit=0', { headers => $AUTH }), 'INVALID_QUERY',
+        'a bad query: INVALID_QUERY');
+    $s->error_is($s->request(GET => '/api/data/'), 'INVALID_TOKEN', 'without a token: INVALID_TOKEN');
+    my $h = $s->request(HEAD => '/api/data/', { headers => $AUTH });
+    is $h->{status}, 200, 'HEAD /api/data/: 200';
+    is $h->{body}, '', 'HEAD: no body';
+    for my $m (qw(PUT DELETE PATCH)) {
+        $r = $s->request($m => '/api/data/', { headers => $AUTH, json => { value => 1 } });
+        $s->error_is($r, 'METHOD_NOT_ALLOWED', "$m /api/data/");
+        is $r->{headers}{allow}, 'POST, GET, HEAD, OPTIONS', "$m /api/data/: the Allow of /api/data";
+    }
+    answer_is($s->request(GET => '/api/data/a', { headers => $AUTH }), 200,
+        { status => 'success', data => { key => 'a', value => [1] } }, 'nothing else changed');
+};
+
+subtest 'under /api/data/ a key may end in a slash' => sub {
+    my $r = $s->request(PUT => '/api/data/k/', { headers => $AUTH, json => { value => 1 } });
+    $s->error_is($r, 'KEY_NOT_FOUND', 'PUT /api/data/k/: the key k/, absent');
+    $r = $s->request(POST => '/api/data', { headers => $AUTH, json => { key => 'k/', value => 'slash' } });
+    is $r->{status}, 201, 'POST key k/';
+    is $r->{headers}{location}, kpath('k/'), 'Location ' . kpath('k/');
+    for my $p ('/api/data/k/', kpath('k/')) {
+        answer_is($s->request(GET => $p, { headers => $AUTH }), 200,
+            { status => 'success', data => { key => 'k/', value => 'slash' } }, "GET $p is the key k/");
+    }
+    $s->error_is($s->request(GET => '/api/data/k', { headers => $AUTH }), 'KEY_NOT_FOUND',
+        'GET /api/data/k is another key');
+    is $s->request(POST => '/api/data', { headers => $AUTH, json => { key => '/', value => 'root' } })->{status},
+        201, 'POST key /';
+    answer_is($s->request(GET => '/api/data//', { headers => $AUTH }), 200,
+        { status => 'success', data => { key => '/', value => 'root' } }, 'GET /api/data//: the key /');
+    answer_is($s->request(DELETE => '/api/data/k/', { headers => $AUTH }), 200,
+        { status => 'success', message => 'Data deleted successfully.' }, 'DELETE /api/data/k/');
+    $s->error_is($s->request(GET => kpath('k/'), { headers => $AUTH }), 'KEY_NOT_FOUND', 'k/ is gone');
 };
 
 subtest 'only one slash, and only at the end' => sub {

@@ -357,7 +357,7 @@ sub router_errors {
 # ---------------------------------------------------------------------------
 
 # The path template of a request URI, as nginx and the router see it: a
-# raw URI under /api/data/ is a key; otherwise the percent-decoded path
+# raw URI under /api/data/ is a key (with no key, the collection); otherwise the percent-decoded path
 # with slashes merged, dot segments resolved and a trailing slash
 # dropped.  Returns (template or
 # undef, normalised path).
@@ -366,6 +366,7 @@ sub template {
     return (undef, undef) unless defined $uri;
     $uri =~ s{^[A-Za-z][A-Za-z0-9+.-]*://[^/]*}{};
     my ($raw) = $uri =~ /^([^?]*)/;
+    return ('/api/data', $raw) if $raw eq '/api/data/';
     return ($KEY_TPL, $raw) if index($raw, '/api/data/') == 0;
     (my $p = $raw) =~ s/%([0-9A-Fa-f]{2})/chr hex $1/ge;
     my @out;

@@ -191,7 +191,6 @@ struct req {
 	const char *param;  /* raw path parameter (a key), paramlen bytes */
 	size_t paramlen;
 	struct field_value field[F__MAX];
-	char texts[FIELD_TEXTS][FIELD_TEXT_MAX + 1]; /* decoded field text */
 
 	/* output */
 	int status;
@@ -201,6 +200,9 @@ struct req {
 	char etag[ETAG_MAX];
 	char allow[ALLOW_MAX];
 	const char *www_auth;
+
+	/* Last, and not zeroed: field.c writes each before reading it. */
+	char texts[FIELD_TEXTS][FIELD_TEXT_MAX + 1]; /* decoded field text */
 };
 
 /*

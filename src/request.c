@@ -8,6 +8,7 @@
  */
 #include "config.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -22,11 +23,11 @@ param(FCGX_Request *f, const char *name)
 	return FCGX_GetParam(name, f->envp);
 }
 
-/* The request's parameters into a zeroed r. */
+/* The request's parameters into a zeroed r (but for its text buffers). */
 void
 req_init(struct req *r, FCGX_Request *f)
 {
-	memset(r, 0, sizeof *r);
+	memset(r, 0, offsetof(struct req, texts));
 	r->method = param(f, "REQUEST_METHOD");
 	r->path = param(f, "PATH_INFO");
 	r->uri = param(f, "REQUEST_URI");

@@ -4,6 +4,7 @@
  * The database password may come from the file only when the file is
  * private to its owner, or from a MySQL option file; never from argv or
  * the environment.  Any invalid setting is fatal before serving.
+ * config_print shows a setting as parsed, for scripts (--print-config).
  */
 #include "config.h"
 
@@ -19,14 +20,18 @@
 
 struct config cfg;
 
-enum ktype { K_STR, K_UINT, K_LL, K_SIZE, K_COST, K_LEVEL, K_NGINX };
+/*
+ * K_ORIGINS is text where unset means "*"; K_NGINX text the worker keeps
+ * only to print it (--print-config) for the nginx site.
+ */
+enum ktype { K_STR, K_UINT, K_LL, K_SIZE, K_COST, K_LEVEL, K_ORIGINS, K_NGINX };
 
 static const struct key {
 	const char *name;
 	size_t off;
 	long long min, max;
 	enum ktype type;
-	int env; /* may be set from the environment */
+	int env; /* 0 for a secret: not from the environment, not printed */
 } keys[] = {
 #define OFF(f) offsetof(struct config, f)
     {"db_host", OFF(db_host), 0, 0, K_STR, 1},
@@ -47,15 +52,17 @@ static const struct key {
     {"bcrypt_cost", OFF(bcrypt_cost), 4, 31, K_COST, 1},
     {"value_max", OFF(value_max), 16, 64LL << 20, K_SIZE, 1},
     {"body_max", OFF(body_max), 1024, 80LL << 20, K_SIZE, 1},
-    {"cors_origins", OFF(cors_origins), 0, 0, K_STR, 1},
+    {"cors_origins", OFF(cors_origins), 0, 0, K_ORIGINS, 1},
     {"log_level", OFF(log_level), 0, 0, K_LEVEL, 1},
     /* Read by script/stack for the nginx site; the worker ignores them. */
-    {"auth_rate", 0, 0, 0, K_NGINX, 1},
-    {"auth_burst", 0, 0, 0, K_NGINX, 1},
-    {"conn_per_address", 0, 0, 0, K_NGINX, 1},
-    {"header_timeout", 0, 0, 0, K_NGINX, 1},
-    {"body_timeout", 0, 0, 0, K_NGINX, 1},
-    {"keepalive_timeout", 0, 0, 0, K_NGINX, 1},
+    {"auth_rate", OFF(auth_rate), 0, 0, K_NGINX, 1},
+    {"auth_burst", OFF(auth_burst), 0, 0, K_NGINX, 1},
+    /* The nginx site's limits on slow and idle clients (script/stack,
+     * docs/operations.md); the worker only checks and prints them. */
+    {"conn_per_address", OFF(conn_per_address), 1, 1000000, K_UINT, 1},
+    {"header_timeout", OFF(header_timeout), 1, 3600, K_UINT, 1},
+    {"body_timeout", OFF(body_timeout), 1, 3600, K_UINT, 1},
+    {"keepalive_timeout", OFF(keepalive_timeout), 1, 3600, K_UINT, 1},
 #undef OFF
 };
 
@@ -77,6 +84,12 @@ set_defaults(void)
 	cfg.body_max = 1048576 + 65536;
 	cfg.cors_origins = strdup("*");
 	cfg.log_level = LOG_INFO_;
+	cfg.auth_rate = strdup("5r/s");
+	cfg.auth_burst = strdup("10");
+	cfg.conn_per_address = 256;
+	cfg.header_timeout = 10;
+	cfg.body_timeout = 10;
+	cfg.keepalive_timeout = 30;
 }
 
 static char *
@@ -100,8 +113,9 @@ set_key(const struct key *k, const char *val, const char *where)
 	long long n;
 
 	switch (k->type) {
-	case K_NGINX: return 0;
 	case K_STR:
+	case K_ORIGINS:
+	case K_NGINX:
 		free(*(char **)p);
 		*(char **)p = *val ? strdup(val) : NULL;
 		return 0;
@@ -125,7 +139,8 @@ set_key(const struct key *k, const char *val, const char *where)
 	return 0;
 bad:
 	fprintf(stderr, "kvapi: %s: invalid value for %s", where, k->name);
-	if (k->type != K_STR && k->type != K_LEVEL)
+	if (k->type == K_UINT || k->type == K_LL || k->type == K_SIZE ||
+	    k->type == K_COST)
 		fprintf(
 		    stderr, " (an integer from %lld to %lld)", k->min, k->max);
 	else if (k->type == K_LEVEL)
@@ -258,13 +273,52 @@ config_load(const char *path)
 	return 0;
 }
 
+/*
+ * Print setting `name` as the worker sees it, for scripts (kvapi
+ * --print-config): what a file would say, "" for unset text.  Secrets are
+ * not printed.  0, or -1 with the reason on stderr.
+ */
+int
+config_print(const char *name)
+{
+	const struct key *k = find_key(name);
+	const char *p, *text;
+
+	if (k == NULL) {
+		fprintf(stderr, "kvapi: unknown setting '%s'\n", name);
+		return -1;
+	}
+	if (!k->env) {
+		fprintf(stderr, "kvapi: %s is a secret: not printed\n", name);
+		return -1;
+	}
+	p = (const char *)&cfg + k->off;
+	switch (k->type) {
+	case K_STR:
+	case K_NGINX:
+	case K_ORIGINS:
+		if ((text = *(char *const *)p) == NULL)
+			text = k->type == K_ORIGINS ? "*" : "";
+		printf("%s\n", text);
+		break;
+	case K_UINT: printf("%u\n", *(const unsigned int *)p); break;
+	case K_LL: printf("%lld\n", *(const long long *)p); break;
+	case K_SIZE: printf("%zu\n", *(const size_t *)p); break;
+	case K_COST: printf("%d\n", *(const int *)p); break;
+	case K_LEVEL: printf("%s\n", log_level_name(*(const int *)p)); break;
+	}
+	return 0;
+}
+
 void
 config_free(void)
 {
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
 		char **p = (char **)((char *)&cfg + keys[i].off);
 
-		if (keys[i].type != K_STR || *p == NULL)
+		if ((keys[i].type != K_STR && keys[i].type != K_ORIGINS &&
+			keys[i].type != K_NGINX) ||
+		    *p == NULL)
 			continue;
 		explicit_bzero(*p, strlen(*p));
 		free(*p);

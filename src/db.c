@@ -1,7 +1,8 @@
 /*
  * The database: one persistent connection per worker, and every SQL
  * statement of the program in one table, prepared once per connection
- * and reused.  Wrappers below bind parameters and results for each
+ * and reused; each row carries the statement's name, which every log
+ * line about it prints.  Wrappers below bind parameters and results for each
  * statement; callers never see MySQL types or error texts.  A lost
  * connection is reopened on the next request; a read that hit a dead
  * connection is retried once on a new one, a write is not (its outcome
@@ -23,7 +24,6 @@
 
 enum stmt {
 	ST_USER_INSERT,
-	ST_USER_EXISTS,
 	ST_USER_LOOKUP,
 	ST_TOKEN_INSERT,
 	ST_TOKEN_USER,
@@ -64,47 +64,74 @@ enum stmt {
 	"UPDATE data SET v = ?, version = ?, updated_at = "                    \
 	"UTC_TIMESTAMP(6)" KEY_OF_TOKEN
 
+/* Each statement: its name (for the log), its SQL, whether it writes. */
 static const struct {
+	const char *name;
 	const char *sql;
 	int write;
-} sqls[ST__MAX] = {
-    [ST_USER_INSERT] = {"INSERT INTO users (username, email, email_key, "
-			"password_hash, full_name, age, gender) "
-			"VALUES (?, ?, ?, ?, ?, ?, ?)",
+} statements[ST__MAX] = {
+    [ST_USER_INSERT] = {"user_insert",
+	"INSERT INTO users (username, email, email_key, "
+	"password_hash, full_name, age, gender) "
+	"VALUES (?, ?, ?, ?, ?, ?, ?)",
 	1},
-    [ST_USER_EXISTS] = {"SELECT 1 FROM users WHERE username = ?", 0},
-    [ST_USER_LOOKUP] = {"SELECT id, password_hash FROM users "
-			"WHERE username = ?",
+    [ST_USER_LOOKUP] = {"user_lookup",
+	"SELECT id, password_hash FROM users "
+	"WHERE username = ?",
 	0},
-    [ST_TOKEN_INSERT] =
-	{"INSERT INTO tokens (token_hash, user_id, "
-	 "created_at, expires_at) VALUES (?, ?, UTC_TIMESTAMP(6), "
-	 "UTC_TIMESTAMP(6) + INTERVAL ? SECOND)",
-	    1},
-    [ST_TOKEN_USER] = {"SELECT t.user_id FROM tokens t WHERE " TOKEN_VALID, 0},
-    [ST_TOKEN_DELETE] = {"DELETE FROM tokens WHERE token_hash = ? "
-			 "AND expires_at > UTC_TIMESTAMP(6)",
+    [ST_TOKEN_INSERT] = {"token_insert",
+	"INSERT INTO tokens (token_hash, user_id, "
+	"created_at, expires_at) VALUES (?, ?, UTC_TIMESTAMP(6), "
+	"UTC_TIMESTAMP(6) + INTERVAL ? SECOND)",
 	1},
-    [ST_TOKEN_PURGE] = {"DELETE FROM tokens "
-			"WHERE expires_at < UTC_TIMESTAMP(6) LIMIT 1000",
+    [ST_TOKEN_USER] = {"token_user",
+	"SELECT t.user_id FROM tokens t WHERE " TOKEN_VALID, 0},
+    [ST_TOKEN_DELETE] = {"token_delete",
+	"DELETE FROM tokens WHERE token_hash = ? "
+	"AND expires_at > UTC_TIMESTAMP(6)",
 	1},
-    [ST_DATA_INSERT] = {"INSERT INTO data (user_id, k, v, version) "
-			"SELECT t.user_id, ?, ?, ? FROM tokens t "
-			"WHERE " TOKEN_VALID,
+    [ST_TOKEN_PURGE] = {"token_purge",
+	"DELETE FROM tokens "
+	"WHERE expires_at < UTC_TIMESTAMP(6) LIMIT 1000",
 	1},
-    [ST_DATA_GET] = {"SELECT t.user_id, d.version, d.v" TOKEN_AND_KEY, 0},
-    [ST_DATA_VERSION] = {"SELECT t.user_id, d.version" TOKEN_AND_KEY, 0},
-    [ST_DATA_UPDATE] = {SET_VALUE, 1},
+    [ST_DATA_INSERT] = {"data_insert",
+	"INSERT INTO data (user_id, k, v, version) "
+	"SELECT t.user_id, ?, ?, ? FROM tokens t "
+	"WHERE " TOKEN_VALID,
+	1},
+    [ST_DATA_GET] = {"data_get",
+	"SELECT t.user_id, d.version, d.v" TOKEN_AND_KEY, 0},
+    [ST_DATA_VERSION] = {"data_version",
+	"SELECT t.user_id, d.version" TOKEN_AND_KEY, 0},
+    [ST_DATA_UPDATE] = {"data_update", SET_VALUE, 1},
     /* If-Match: the check and the write are one statement. */
-    [ST_DATA_UPDATE_IF] = {SET_VALUE " AND version = ?", 1},
-    [ST_DATA_DELETE] = {"DELETE FROM data" KEY_OF_TOKEN, 1},
-    [ST_DATA_DELETE_IF] = {"DELETE FROM data" KEY_OF_TOKEN " AND version = ?",
-	1},
+    [ST_DATA_UPDATE_IF] = {"data_update_if", SET_VALUE " AND version = ?", 1},
+    [ST_DATA_DELETE] = {"data_delete", "DELETE FROM data" KEY_OF_TOKEN, 1},
+    [ST_DATA_DELETE_IF] = {"data_delete_if",
+	"DELETE FROM data" KEY_OF_TOKEN " AND version = ?", 1},
     /* Keyset pagination in byte order; the prefix is a LIKE pattern
      * with %, _ and \\ escaped, so it matches literally. */
-    [ST_DATA_LIST] = {"SELECT k, v FROM data WHERE user_id = ? AND k > ? "
-		      "AND k LIKE ? ORDER BY k LIMIT ?",
+    [ST_DATA_LIST] = {"data_list",
+	"SELECT k, v FROM data WHERE user_id = ? AND k > ? "
+	"AND k LIKE ? ORDER BY k LIMIT ?",
 	0},
+};
+
+/*
+ * The unique keys a statement can run into (sql/schema.sql), by the name
+ * MariaDB's duplicate-entry error gives them, and what a duplicate on
+ * each means.  The name is only in the error's text, which connections
+ * ask for in English (open_conn); asking which key it was with another
+ * query would race with the row's owner changing it.
+ */
+static const struct {
+	enum stmt st;
+	const char *key;
+	enum dbr dup;
+} uniques[] = {
+    {ST_USER_INSERT, "uq_users_username", DBR_DUP_USERNAME},
+    {ST_USER_INSERT, "uq_users_email_key", DBR_DUP_EMAIL},
+    {ST_DATA_INSERT, "PRIMARY", DBR_DUP_KEY},
 };
 
 static MYSQL *conn;
@@ -165,9 +192,11 @@ open_conn(const char *host, unsigned int port)
 	mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &rt);
 	mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &wt);
 	mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+	/* English errors: a duplicate's key name is read from the text. */
 	mysql_options(m, MYSQL_INIT_COMMAND,
 	    "SET SESSION sql_mode = "
-	    "'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'");
+	    "'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', "
+	    "lc_messages = 'en_US'");
 	/* On Galera: a statement waits until this node has applied every
 	 * write the cluster committed before it (read-your-writes anywhere).
 	 * 7 = reads, UPDATE/DELETE and INSERT: writes read the token too. */
@@ -258,9 +287,9 @@ db_connect(void)
 		goto fail;
 	for (int i = 0; i < ST__MAX; i++) {
 		if ((stmts[i] = mysql_stmt_init(conn)) == NULL ||
-		    mysql_stmt_prepare(
-			stmts[i], sqls[i].sql, strlen(sqls[i].sql)) != 0) {
-			log_err("prepare statement %d: %s", i,
+		    mysql_stmt_prepare(stmts[i], statements[i].sql,
+			strlen(statements[i].sql)) != 0) {
+			log_err("prepare statement %s: %s", statements[i].name,
 			    stmts[i] ? mysql_stmt_error(stmts[i])
 				     : mysql_error(conn));
 			goto fail;
@@ -359,6 +388,39 @@ struct col {
 
 #define MAXCOL 4
 
+/*
+ * Which unique key a duplicate-entry error on statement st names:
+ * "Duplicate entry '...' for key 'NAME'" (MySQL 8 writes
+ * 'table.NAME').  The entry may hold quotes; the name is the last
+ * quoted word and holds none.
+ */
+static enum dbr
+duplicate(enum stmt st, const char *msg)
+{
+	size_t n = strlen(msg), i;
+	const char *name, *dot;
+
+	if (n < 2 || msg[n - 1] != '\'')
+		goto unknown;
+	for (i = n - 1; i > 0 && msg[i - 1] != '\''; i--)
+		;
+	if (i == 0)
+		goto unknown;
+	name = msg + i;
+	n = n - 1 - i;
+	if ((dot = memchr(name, '.', n)) != NULL) {
+		n -= (size_t)(dot + 1 - name);
+		name = dot + 1;
+	}
+	for (i = 0; i < sizeof uniques / sizeof uniques[0]; i++)
+		if (uniques[i].st == st && strlen(uniques[i].key) == n &&
+		    memcmp(uniques[i].key, name, n) == 0)
+			return uniques[i].dup;
+unknown:
+	log_err("statement %s: %s", statements[st].name, msg);
+	return DBR_ERR;
+}
+
 /* Map an error on statement st; may close the connection. */
 static enum dbr
 fail(enum stmt st, MYSQL_STMT *s)
@@ -366,15 +428,16 @@ fail(enum stmt st, MYSQL_STMT *s)
 	unsigned int e = mysql_stmt_errno(s);
 
 	if (e == ER_DUP_ENTRY)
-		return DBR_DUP;
+		return duplicate(st, mysql_stmt_error(s));
 	if (lost(e)) {
-		log_err("statement %d: database connection lost: %s", st,
-		    mysql_stmt_error(s));
+		log_err("statement %s: database connection lost: %s",
+		    statements[st].name, mysql_stmt_error(s));
 		db_close();
 		slow_failed = 0; /* reconnect at once */
 		return DBR_DOWN;
 	}
-	log_err("statement %d: %u %s", st, e, mysql_stmt_error(s));
+	log_err(
+	    "statement %s: %u %s", statements[st].name, e, mysql_stmt_error(s));
 	mysql_stmt_free_result(s);
 	mysql_stmt_reset(s);
 	return DBR_ERR;
@@ -402,12 +465,12 @@ exec(enum stmt st, MYSQL_BIND *par)
 		e = mysql_stmt_errno(s);
 		if ((e == ER_LOCK_DEADLOCK || e == ER_LOCK_WAIT_TIMEOUT) &&
 		    tries < RETRY_DEADLOCK) {
-			log_warn("statement %d: %s; retrying", st,
-			    mysql_stmt_error(s));
+			log_warn("statement %s: %s; retrying",
+			    statements[st].name, mysql_stmt_error(s));
 			continue;
 		}
 		r = fail(st, s);
-		if (r != DBR_DOWN || sqls[st].write || tries > 1)
+		if (r != DBR_DOWN || statements[st].write || tries > 1)
 			return r;
 	}
 }
@@ -452,8 +515,8 @@ fetch(enum stmt st, MYSQL_STMT *s, MYSQL_BIND *res, struct col *cols, int ncol)
 			continue;
 		if (c->type == C_BUF) {
 			if (c->null || c->len >= c->cap) {
-				log_err(
-				    "statement %d: column %d too long", st, i);
+				log_err("statement %s: column %d too long",
+				    statements[st].name, i);
 				goto bad;
 			}
 			((char *)c->buf)[c->len] = '\0';
@@ -498,6 +561,7 @@ run(enum stmt st, MYSQL_BIND *par, struct col *cols, int ncol,
 	enum dbr r;
 	int rc;
 
+	*rows = 0;
 	if ((r = exec(st, par)) != DBR_OK)
 		return r;
 	s = stmts[st];
@@ -564,7 +628,10 @@ bind_ll(MYSQL_BIND *b, const long long *v)
 	b->buffer = unconst(v);
 }
 
-/* A new user; age 0 and gender NULL are stored as NULL. */
+/*
+ * A new user; age 0 and gender NULL are stored as NULL.  A taken name or
+ * email is DBR_DUP_USERNAME or DBR_DUP_EMAIL.
+ */
 enum dbr
 db_user_insert(const char *username, const char *email, const char *email_key,
     const char *hash, const char *full_name, int age, const char *gender,
@@ -588,21 +655,6 @@ db_user_insert(const char *username, const char *email, const char *email_key,
 	if ((r = run(ST_USER_INSERT, p, NULL, 0, &rows)) == DBR_OK)
 		*id = mysql_stmt_insert_id(stmts[ST_USER_INSERT]);
 	return r;
-}
-
-enum dbr
-db_user_exists(const char *username)
-{
-	MYSQL_BIND p[1];
-	uint64_t one;
-	struct col c[1] = {{C_U64, &one, 0, NULL, NULL, 0, 0}};
-	unsigned long long rows;
-	enum dbr r;
-
-	bind_str(&p[0], username, strlen(username));
-	if ((r = run(ST_USER_EXISTS, p, c, 1, &rows)) != DBR_OK)
-		return r;
-	return rows ? DBR_OK : DBR_NONE;
 }
 
 enum dbr
@@ -675,7 +727,10 @@ db_token_purge(unsigned long long *n)
  * user: each checks it as it runs.
  */
 
-/* A new pair: DBR_DUP if the key exists, DBR_NOAUTH if tok is not valid. */
+/*
+ * A new pair: DBR_DUP_KEY if the key exists, DBR_NOAUTH if tok is not
+ * valid.
+ */
 enum dbr
 db_data_insert(const unsigned char *tok, const char *k, size_t klen,
     const char *v, size_t vlen, uint64_t version)

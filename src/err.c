@@ -1,7 +1,10 @@
 /*
  * The error table: every error the API can answer, with its HTTP status,
  * its code and its message, word for word from the contract (API.md).
- * Nothing else in the program spells a status or an error message.
+ * Handlers and the router name an error; only response.c spells it out,
+ * and nginx's own error pages are generated from the same table
+ * (nginx.c).  Beside it: the one mapping of database results to errors,
+ * the outcome a handler returns, and the reason phrases of the statuses.
  */
 #include "config.h"
 
@@ -72,6 +75,48 @@ err_info(enum err e)
 	if ((unsigned)e >= ERR__MAX)
 		e = ERR_INTERNAL;
 	return &errs[e];
+}
+
+/*
+ * The one mapping of database results to errors.  "No row" means
+ * something else to each statement (no such key, no such user), so the
+ * caller says what DBR_NONE answers.
+ */
+enum err
+err_of_db(enum dbr d, enum err none)
+{
+	static const enum err of[DBR__MAX] = {
+	    [DBR_OK] = ERR_OK,
+	    [DBR_NONE] = ERR_INTERNAL, /* the caller's `none` instead */
+	    [DBR_NOAUTH] = ERR_INVALID_TOKEN,
+	    [DBR_DUP_USERNAME] = ERR_USERNAME_EXISTS,
+	    [DBR_DUP_EMAIL] = ERR_EMAIL_EXISTS,
+	    [DBR_DUP_KEY] = ERR_KEY_EXISTS,
+	    [DBR_DOWN] = ERR_SERVICE_UNAVAILABLE,
+	    [DBR_ERR] = ERR_INTERNAL,
+	};
+
+	if (d == DBR_NONE)
+		return none;
+	return (unsigned)d < DBR__MAX ? of[d] : ERR_INTERNAL;
+}
+
+/* A handler's outcome when no statement of it checked the token. */
+struct outcome
+outcome(enum err e)
+{
+	struct outcome o = {e, 0};
+
+	return o;
+}
+
+/* The outcome of a statement that checked the request's token. */
+struct outcome
+outcome_db(enum dbr d, enum err none)
+{
+	struct outcome o = {err_of_db(d, none), 1};
+
+	return o;
 }
 
 /* The reason phrase for the CGI Status line. */

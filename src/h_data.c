@@ -1,11 +1,12 @@
 /*
- * /api/data: a user's key-value pairs.  The router has parsed the Bearer
- * token and, for /api/data/{key}, decoded and checked the key; these
- * handlers check the body's fields and run one statement each, which
- * checks the token too (the user is the token's).  Every write gives the
- * row a new random version, which is its ETag; If-Match writes put the
- * version check into the statement itself, so two writers holding the
- * same ETag cannot both win.
+ * /api/data: a user's key-value pairs.  The router has hashed the Bearer
+ * token and checked the declared fields (the key, from the URL or the
+ * body; the value, as the text to store; a listing's query).  Each
+ * handler runs one statement, which checks the token too (the user is
+ * the token's); a write that changed nothing asks once more why.  Every
+ * write gives the row a new random version, which is its ETag; If-Match
+ * writes put the version check into the statement itself, so two
+ * writers holding the same ETag cannot both win.
  */
 #include "config.h"
 
@@ -17,36 +18,28 @@
 #include "extern.h"
 
 #define LIST_DEFAULT 100
-#define LIST_MAX     1000
 #define LIST_BYTES   (8 << 20) /* value bytes per page, whatever the limit */
 #define MAX_ETAGS    8
-
-/* The "value" member as stored text; *v is for cJSON_free. */
-static enum err
-body_value(const struct req *r, char **v, size_t *vlen)
-{
-	return json_value_print(
-	    cJSON_GetObjectItemCaseSensitive(r->json, "value"), v, vlen);
-}
 
 /*
  * A write changed no row: the token is not valid, or the key does not
  * exist, or (If-Match) it has another version.  A precondition does not
  * turn a 404 into a 412 (RFC 9110 13.2.1).
  */
-static enum err
+static struct outcome
 why_unchanged(struct req *r, int conditional)
 {
-	uint64_t version;
-	enum err e;
+	const struct field_value *k = &r->field[F_KEY];
+	uint64_t user, version;
+	struct outcome o;
 
-	e = router_db(r,
-	    db_data_get(r->token_hash, r->key, r->keylen, &r->user_id, &version,
-		NULL, NULL),
+	o = outcome_db(db_data_get(r->token_hash, k->s, k->len, &user, &version,
+			   NULL, NULL),
 	    ERR_KEY_NOT_FOUND);
-	if (e == ERR_OK)
-		e = conditional ? ERR_PRECONDITION_FAILED : ERR_KEY_NOT_FOUND;
-	return e;
+	if (o.err == ERR_OK)
+		o.err =
+		    conditional ? ERR_PRECONDITION_FAILED : ERR_KEY_NOT_FOUND;
+	return o;
 }
 
 /*
@@ -54,7 +47,7 @@ why_unchanged(struct req *r, int conditional)
  * NULL (no condition, or "*": the key must merely exist) or with each
  * listed version in turn until one matches.
  */
-static enum err
+static struct outcome
 conditional(struct req *r,
     enum dbr (*op)(struct req *, const uint64_t *, const void *),
     const void *arg)
@@ -71,53 +64,47 @@ conditional(struct req *r,
 		d = op(r, &tags[i], arg);
 	if (d == DBR_NONE)
 		return why_unchanged(r, n != -1);
-	return router_db(r, d, ERR_INTERNAL);
+	return outcome_db(d, ERR_INTERNAL);
 }
 
-enum err
+struct outcome
 h_data_post(struct req *r)
 {
-	const char *key;
-	char *v;
-	size_t klen, vlen;
+	const struct field_value *k = &r->field[F_KEY], *v = &r->field[F_VALUE];
+	const size_t plen = sizeof KEY_PREFIX - 1;
 	uint64_t version = auth_rand64();
-	enum err e;
+	struct outcome o;
 
-	if (json_string(r->json, "key", &key, &klen) != JF_OK ||
-	    !req_key_valid(key, klen))
-		return ERR_INVALID_KEY;
-	if ((e = body_value(r, &v, &vlen)) != ERR_OK)
-		return e;
-	e = router_db(r,
-	    db_data_insert(r->token_hash, key, klen, v, vlen, version),
+	o = outcome_db(
+	    db_data_insert(r->token_hash, k->s, k->len, v->s, v->len, version),
 	    ERR_INTERNAL);
-	cJSON_free(v);
-	if (e != ERR_OK)
-		return e;
-	memcpy(r->location, "/api/data/", 10);
-	req_pct_encode(key, klen, r->location + 10, sizeof r->location - 10);
+	if (o.err != ERR_OK)
+		return o;
+	memcpy(r->location, KEY_PREFIX, plen);
+	req_pct_encode(
+	    k->s, k->len, r->location + plen, sizeof r->location - plen);
 	req_etag(version, r->etag);
 	r->status = 201;
 	r->message = "Data stored successfully.";
-	return ERR_OK;
+	return o;
 }
 
-enum err
+struct outcome
 h_data_get(struct req *r)
 {
-	uint64_t version, tags[MAX_ETAGS];
+	const struct field_value *k = &r->field[F_KEY];
+	uint64_t user, version, tags[MAX_ETAGS];
 	char *v;
 	size_t vlen;
-	enum err e;
+	struct outcome o;
 	cJSON *data, *raw;
 	int n, weak = 0;
 
-	e = router_db(r,
-	    db_data_get(r->token_hash, r->key, r->keylen, &r->user_id, &version,
-		&v, &vlen),
+	o = outcome_db(db_data_get(r->token_hash, k->s, k->len, &user, &version,
+			   &v, &vlen),
 	    ERR_KEY_NOT_FOUND);
-	if (e != ERR_OK)
-		return e;
+	if (o.err != ERR_OK)
+		return o;
 	req_etag(version, r->etag);
 	/* If-None-Match uses the weak comparison (RFC 9110 13.1.2). */
 	if (r->if_none_match != NULL) {
@@ -126,79 +113,69 @@ h_data_get(struct req *r)
 			if (n == -1 || tags[i] == version) {
 				free(v);
 				r->status = 304;
-				return ERR_OK;
+				return o;
 			}
 	}
 	/* The stored text is already compact JSON: embed it as it is. */
 	data = cJSON_CreateObject();
 	raw = cJSON_AddRawToObject(data, "value", v);
 	free(v);
-	if (raw == NULL ||
-	    cJSON_AddStringToObject(data, "key", r->key) == NULL) {
+	if (raw == NULL || cJSON_AddStringToObject(data, "key", k->s) == NULL) {
 		cJSON_Delete(data);
-		return ERR_INTERNAL;
+		o.err = ERR_INTERNAL;
+		return o;
 	}
 	/* "key" first, as the contract shows it. */
 	cJSON_DetachItemViaPointer(data, raw);
 	cJSON_AddItemToObject(data, "value", raw);
 	r->data = data;
 	r->status = 200;
-	return ERR_OK;
+	return o;
 }
 
-struct put {
-	const char *v;
-	size_t vlen;
-	uint64_t version;
-};
-
+/* The new value, with the new version *arg. */
 static enum dbr
 put_op(struct req *r, const uint64_t *if_version, const void *arg)
 {
-	const struct put *p = arg;
+	const struct field_value *k = &r->field[F_KEY], *v = &r->field[F_VALUE];
 
-	return db_data_update(r->token_hash, r->key, r->keylen, p->v, p->vlen,
-	    p->version, if_version);
+	return db_data_update(r->token_hash, k->s, k->len, v->s, v->len,
+	    *(const uint64_t *)arg, if_version);
 }
 
-enum err
+struct outcome
 h_data_put(struct req *r)
 {
-	struct put p;
-	char *v;
-	enum err e;
+	uint64_t version = auth_rand64();
+	struct outcome o;
 
-	if ((e = body_value(r, &v, &p.vlen)) != ERR_OK)
-		return e;
-	p.v = v;
-	p.version = auth_rand64();
-	e = conditional(r, put_op, &p);
-	cJSON_free(v);
-	if (e != ERR_OK)
-		return e;
-	req_etag(p.version, r->etag);
+	if ((o = conditional(r, put_op, &version)).err != ERR_OK)
+		return o;
+	req_etag(version, r->etag);
 	r->status = 200;
 	r->message = "Data updated successfully.";
-	return ERR_OK;
+	return o;
 }
 
 static enum dbr
 delete_op(struct req *r, const uint64_t *if_version, const void *arg)
 {
+	const struct field_value *k = &r->field[F_KEY];
+
 	(void)arg;
-	return db_data_delete(r->token_hash, r->key, r->keylen, if_version);
+	return db_data_delete(r->token_hash, k->s, k->len, if_version);
 }
 
-enum err
+struct outcome
 h_data_delete(struct req *r)
 {
-	enum err e;
+	struct outcome o;
 
-	if ((e = conditional(r, delete_op, NULL)) != ERR_OK)
-		return e;
+	if ((o = conditional(r, delete_op, NULL)).err != ERR_OK)
+		return o;
 	r->status = 200;
 	r->message = "Data deleted successfully.";
-	return ERR_OK;
+	return o;
 }
 
 /* One page of a listing, filled row by row by db_data_list. */
@@ -254,54 +231,40 @@ like_prefix(const char *p, size_t len, char *out)
 	return o;
 }
 
-enum err
+/*
+ * A page of the listing.  The statement reads by user, so the token is
+ * looked up first: two statements, where the other routes have one.
+ */
+struct outcome
 h_data_list(struct req *r)
 {
-	char prefix[KEY_MAX + 1], cur[2 * KEY_MAX], like[2 * KEY_MAX + 2];
-	char after[KEY_MAX + 1] = "", num[16], next[2 * KEY_MAX];
-	size_t plen = 0, clen, alen = 0, nlen;
+	const struct field_value *f = r->field;
+	char like[2 * KEY_MAX + 2], next[2 * KEY_MAX];
+	uint64_t user;
 	struct page pg;
-	enum err e;
-	int f;
+	struct outcome o;
 
 	memset(&pg, 0, sizeof pg);
-	pg.limit = LIST_DEFAULT;
-	if ((f = req_query(r->query, "limit", num, sizeof num, &nlen)) == -1)
-		return ERR_INVALID_QUERY;
-	if (f == 1) {
-		/* Digits only: strtoll alone would skip spaces and stop at a
-		 * decoded NUL. */
-		if (nlen == 0 || nlen > 4 || strspn(num, "0123456789") != nlen)
-			return ERR_INVALID_QUERY;
-		pg.limit = strtoll(num, NULL, 10);
-		if (pg.limit < 1 || pg.limit > LIST_MAX)
-			return ERR_INVALID_QUERY;
+	pg.limit = f[F_LIMIT].state == FV_SET ? f[F_LIMIT].n : LIST_DEFAULT;
+	o = outcome_db(db_token_user(r->token_hash, &user), ERR_INVALID_TOKEN);
+	if (o.err != ERR_OK)
+		return o;
+	if ((pg.items = cJSON_CreateArray()) == NULL) {
+		o.err = ERR_INTERNAL;
+		return o;
 	}
-	/* A prefix is text, but not a path: nginx never resolves it. */
-	if ((f = req_query(r->query, "prefix", prefix, sizeof prefix, &plen)) ==
-		-1 ||
-	    (f == 1 && plen > 0 && !req_text_valid(prefix, plen, 1, KEY_MAX)))
-		return ERR_INVALID_QUERY;
-	if ((f = req_query(r->query, "cursor", cur, sizeof cur, &clen)) == -1 ||
-	    (f == 1 &&
-		(b64url_decode(
-		     cur, clen, (unsigned char *)after, KEY_MAX, &alen) == -1 ||
-		    !req_key_valid(after, alen))))
-		return ERR_INVALID_QUERY;
-
-	if ((e = router_auth(r)) != ERR_OK)
-		return e;
-	if ((pg.items = cJSON_CreateArray()) == NULL)
-		return ERR_INTERNAL;
-	e = router_db(r,
-	    db_data_list(r->user_id, after, alen, like,
-		like_prefix(prefix, plen, like), pg.limit + 1, page_row, &pg),
-	    ERR_INTERNAL);
-	if (e == ERR_OK && pg.oom)
-		e = ERR_INTERNAL;
-	if (e != ERR_OK || (r->data = cJSON_CreateObject()) == NULL) {
+	o.err =
+	    err_of_db(db_data_list(user, f[F_CURSOR].s, f[F_CURSOR].len, like,
+			  like_prefix(f[F_PREFIX].s, f[F_PREFIX].len, like),
+			  pg.limit + 1, page_row, &pg),
+		ERR_INTERNAL);
+	if (o.err == ERR_OK && pg.oom)
+		o.err = ERR_INTERNAL;
+	if (o.err == ERR_OK && (r->data = cJSON_CreateObject()) == NULL)
+		o.err = ERR_INTERNAL;
+	if (o.err != ERR_OK) {
 		cJSON_Delete(pg.items);
-		return e != ERR_OK ? e : ERR_INTERNAL;
+		return o;
 	}
 	cJSON_AddItemToObject(r->data, "items", pg.items);
 	if (pg.more) {
@@ -311,5 +274,5 @@ h_data_list(struct req *r)
 	} else
 		cJSON_AddNullToObject(r->data, "next_cursor");
 	r->status = 200;
-	return ERR_OK;
+	return o;
 }

@@ -8,7 +8,7 @@
 
 #include "extern.h"
 
-enum err
+struct outcome
 h_health(struct req *r)
 {
 	int up = db_ping() == DBR_OK;
@@ -16,7 +16,7 @@ h_health(struct req *r)
 	if ((r->data = cJSON_CreateObject()) == NULL ||
 	    cJSON_AddStringToObject(r->data, "database", up ? "up" : "down") ==
 		NULL)
-		return ERR_INTERNAL;
+		return outcome(ERR_INTERNAL);
 	r->status = 200;
-	return up ? ERR_OK : ERR_SERVICE_UNAVAILABLE;
+	return outcome(up ? ERR_OK : ERR_SERVICE_UNAVAILABLE);
 }

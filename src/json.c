@@ -314,12 +314,10 @@ json_parse_body(const char *buf, size_t len, cJSON **out)
 	return ERR_OK;
 }
 
-/* A string member.  Missing or null is JF_ABSENT. */
+/* A string item.  Missing (NULL) or null is JF_ABSENT. */
 enum json_field
-json_string(const cJSON *obj, const char *name, const char **s, size_t *len)
+json_text(const cJSON *it, const char **s, size_t *len)
 {
-	const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, name);
-
 	if (it == NULL || cJSON_IsNull(it))
 		return JF_ABSENT;
 	if (!cJSON_IsString(it) || (it->type & JSON_NUL))
@@ -327,6 +325,13 @@ json_string(const cJSON *obj, const char *name, const char **s, size_t *len)
 	*s = it->valuestring;
 	*len = strlen(it->valuestring);
 	return JF_OK;
+}
+
+/* The string member `name`, as json_text. */
+enum json_field
+json_string(const cJSON *obj, const char *name, const char **s, size_t *len)
+{
+	return json_text(cJSON_GetObjectItemCaseSensitive(obj, name), s, len);
 }
 
 int

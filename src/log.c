@@ -16,21 +16,27 @@
 
 const char *log_request_id;
 
+/* By level: what log_level says, and what a line is tagged with. */
+static const char *const levels[] = {"error", "warn", "info", "debug"};
+
 int
 log_level_parse(const char *s)
 {
-	static const char *names[] = {"error", "warn", "info", "debug"};
-
-	for (int i = 0; i < 4; i++)
-		if (strcmp(s, names[i]) == 0)
+	for (int i = LOG_ERR_; i <= LOG_DEBUG_; i++)
+		if (strcmp(s, levels[i]) == 0)
 			return i;
 	return -1;
+}
+
+const char *
+log_level_name(int level)
+{
+	return levels[level];
 }
 
 static void
 vlog(int level, const char *fmt, va_list ap)
 {
-	static const char *tags[] = {"error", "warn", "info", "debug"};
 	char msg[1024], stamp[32];
 	struct tm tm;
 	time_t now;
@@ -43,7 +49,7 @@ vlog(int level, const char *fmt, va_list ap)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	/* One fprintf, so concurrent workers do not interleave a line. */
 	fprintf(stderr, "%s kvapi[%d] %s: %s%s%s%s\n", stamp, (int)getpid(),
-	    tags[level], log_request_id ? "req=" : "",
+	    levels[level], log_request_id ? "req=" : "",
 	    log_request_id ? log_request_id : "", log_request_id ? " " : "",
 	    msg);
 }

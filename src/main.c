@@ -4,7 +4,8 @@
  * loops on FCGX_Accept_r and serves one request at a time.  SIGTERM
  * (SIGINT, SIGUSR1) lets the request in hand finish, then the loop ends.
  * A worker never exits because the database is down: it answers 503 and
- * reconnects by itself.
+ * reconnects by itself.  --print-config and --print-nginx print what
+ * scripts need of its config parser and its tables, and exit.
  */
 #include "config.h"
 
@@ -52,7 +53,9 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: kvapi [-c config] | --help | --version\n"
+	    "usage: kvapi [-c config] [--print-config KEY...] | --print-nginx "
+	    "|\n"
+	    "       --help | --version\n"
 	    "\n"
 	    "A FastCGI worker for the kvapi key-value API.  It accepts on fd "
 	    "0,\n"
@@ -62,6 +65,12 @@ usage(FILE *f)
 	    "FILE\n"
 	    "\n"
 	    "  -c FILE    config file (default: $KVAPI_CONFIG, else %s)\n"
+	    "  --print-config KEY...\n"
+	    "             print these settings as the worker sees them, one a "
+	    "line\n"
+	    "  --print-nginx\n"
+	    "             print what the nginx site takes from the worker, as "
+	    "NAME=VALUE\n"
 	    "  --help     this text\n"
 	    "  --version  print the version\n"
 	    "\n"
@@ -78,6 +87,7 @@ main(int argc, char *argv[])
 	struct sigaction sa;
 	sigset_t stops;
 	FCGX_Request req;
+	char **print = NULL;
 	int i, served = 0;
 
 	for (i = 1; i < argc; i++) {
@@ -95,13 +105,27 @@ main(int argc, char *argv[])
 			conf = argv[++i];
 			continue;
 		}
+		if (strcmp(argv[i], "--print-nginx") == 0)
+			return router_init() == -1 || nginx_print() == -1;
+		/* The rest are the keys. */
+		if (strcmp(argv[i], "--print-config") == 0 && i + 1 < argc) {
+			print = &argv[i + 1];
+			break;
+		}
 		usage(stderr);
 		return 2;
 	}
 	if (conf == NULL && access(SYSCONFDIR "/kvapi/kvapi.conf", F_OK) == 0)
 		conf = SYSCONFDIR "/kvapi/kvapi.conf";
-	if (config_load(conf) == -1)
+	if (config_load(conf) == -1 || router_init() == -1)
 		return 1;
+	if (print != NULL) {
+		for (i = 0; print[i] != NULL; i++)
+			if (config_print(print[i]) == -1)
+				break;
+		config_free();
+		return print[i] == NULL ? 0 : 2;
+	}
 
 	if (FCGX_Init() != 0 || FCGX_InitRequest(&req, 0, 0) != 0) {
 		fprintf(stderr, "kvapi: cannot initialise libfcgi\n");

@@ -1,13 +1,14 @@
 /*
- * Reading a request: the FastCGI parameters, the body (size-capped), and
- * the small parsers that see client bytes before anything else does:
- * percent-decoding of the key, the Authorization header, Content-Type,
- * UTF-8.  Each takes explicit lengths and never reads past them.
+ * Reading a request: its FastCGI parameters into a struct req, its body
+ * (size-capped, and always read to the end so the connection stays in
+ * step), and the parsers of what a client sends beside the body: the
+ * Authorization header, Content-Type, If-Match / If-None-Match lists and
+ * the query string.  Each takes explicit lengths or NUL-terminated
+ * parameters and never reads past them.
  */
 #include "config.h"
 
-#include <errno.h>
-#include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -16,197 +17,89 @@
 
 #include "extern.h"
 
-/*
- * Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing
- * above U+10FFFF.  On success, *chars (if given) is the code point count.
- */
-int
-utf8_valid(const char *s, size_t len, size_t *chars)
+static const char *
+param(FCGX_Request *f, const char *name)
 {
-	const unsigned char *p = (const unsigned char *)s, *e = p + len;
-	size_t n = 0;
+	return FCGX_GetParam(name, f->envp);
+}
 
-	while (p < e) {
-		unsigned c = *p;
-		size_t need;
-		unsigned lo = 0x80, hi = 0xBF;
+/* The request's parameters into a zeroed r (but for its text buffers). */
+void
+req_init(struct req *r, FCGX_Request *f)
+{
+	memset(r, 0, offsetof(struct req, texts));
+	r->method = param(f, "REQUEST_METHOD");
+	r->path = param(f, "PATH_INFO");
+	r->uri = param(f, "REQUEST_URI");
+	r->ctype = param(f, "CONTENT_TYPE");
+	r->content_length = param(f, "CONTENT_LENGTH");
+	r->query = param(f, "QUERY_STRING");
+	r->if_match = param(f, "HTTP_IF_MATCH");
+	r->if_none_match = param(f, "HTTP_IF_NONE_MATCH");
+	r->authz = param(f, "HTTP_AUTHORIZATION");
+	r->origin = param(f, "HTTP_ORIGIN");
+	r->acrh = param(f, "HTTP_ACCESS_CONTROL_REQUEST_HEADERS");
+	log_request_id = param(f, "REQUEST_ID");
+	if (r->method == NULL)
+		r->method = "";
+	if (r->path == NULL)
+		r->path = "";
+}
 
-		if (c < 0x80) {
-			p++, n++;
-			continue;
+/*
+ * Read the body into r->body (NUL-terminated), at most cfg.body_max
+ * bytes.  nginx buffers bodies and always sends CONTENT_LENGTH, even for
+ * chunked ones; without it, read to the end.  Whatever is left is
+ * drained, so the FastCGI connection stays in step.
+ */
+enum err
+req_read_body(FCGX_Stream *in, struct req *r)
+{
+	char sink[16384], *nb, *end;
+	size_t cap = 4096, limit = cfg.body_max;
+	unsigned long long cl;
+	enum err e = ERR_OK;
+	int n, known = 0;
+
+	if (r->content_length != NULL && *r->content_length != '\0') {
+		cl = strtoull(r->content_length, &end, 10);
+		if (*end != '\0' || cl > limit)
+			e = ERR_PAYLOAD_TOO_LARGE;
+		cap = (size_t)cl;
+		known = 1;
+	}
+	if (e == ERR_OK && (r->body = malloc(cap + 1)) == NULL)
+		e = ERR_INTERNAL;
+	while (e == ERR_OK) {
+		if (r->bodylen == cap) {
+			if (known)
+				break;
+			if (cap == limit) {
+				if (FCGX_GetStr(sink, 1, in) > 0)
+					e = ERR_PAYLOAD_TOO_LARGE;
+				break;
+			}
+			cap = cap * 2 > limit ? limit : cap * 2;
+			if ((nb = realloc(r->body, cap + 1)) == NULL) {
+				e = ERR_INTERNAL;
+				break;
+			}
+			r->body = nb;
 		}
-		if (c >= 0xC2 && c <= 0xDF)
-			need = 1;
-		else if (c >= 0xE0 && c <= 0xEF) {
-			need = 2;
-			if (c == 0xE0)
-				lo = 0xA0;
-			else if (c == 0xED)
-				hi = 0x9F; /* no surrogates */
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			need = 3;
-			if (c == 0xF0)
-				lo = 0x90;
-			else if (c == 0xF4)
-				hi = 0x8F;
-		} else
-			return 0;
-		if ((size_t)(e - p) <= need)
-			return 0;
-		if (p[1] < lo || p[1] > hi)
-			return 0;
-		for (size_t i = 2; i <= need; i++)
-			if ((p[i] & 0xC0) != 0x80)
-				return 0;
-		p += need + 1;
-		n++;
-	}
-	if (chars != NULL)
-		*chars = n;
-	return 1;
-}
-
-/*
- * Text a client may store: valid UTF-8 of min..max code points, without
- * control characters: C0, DEL, and C1 (U+0080..U+009F, encoded C2 80 to
- * C2 9F).
- */
-int
-req_text_valid(const char *s, size_t len, size_t min, size_t max)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t chars;
-
-	if (!utf8_valid(s, len, &chars) || chars < min || chars > max)
-		return 0;
-	for (size_t i = 0; i < len; i++) {
-		if (p[i] < 0x20 || p[i] == 0x7F)
-			return 0;
-		if (p[i] == 0xC2 && i + 1 < len && p[i + 1] < 0xA0)
-			return 0;
-	}
-	return 1;
-}
-
-/* A username: 3..64 of [A-Za-z0-9_.-]. */
-int
-user_name_valid(const char *s, size_t len)
-{
-	if (len < 3 || len > 64)
-		return 0;
-	return strspn(s,
-		   "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-		   "0123456789_.-") == len;
-}
-
-/*
- * nginx resolves "." and ".." segments (also those spelled %2E and %2F)
- * and refuses a path that climbs above the root with its own 400, so a
- * key that does so from /api/data/ (three ".." more than real segments)
- * could be stored but never read or deleted.  Such keys are refused.
- * Anything below the root still reaches the workers: the site routes on
- * the raw URI.
- */
-static int
-key_reachable(const char *k, size_t len)
-{
-	int depth = 2; /* levels we may climb and stay at or below "/" */
-
-	for (size_t i = 0; i <= len;) {
-		size_t n = 0;
-
-		while (i + n < len && k[i + n] != '/')
-			n++;
-		if (n == 2 && k[i] == '.' && k[i + 1] == '.') {
-			if (depth-- == 0)
-				return 0;
-		} else if (n > 1 || (n == 1 && k[i] != '.'))
-			depth++;
-		i += n + 1;
-	}
-	return 1;
-}
-
-/* A key is 1..KEY_MAX bytes of such text that nginx can route. */
-int
-req_key_valid(const char *k, size_t len)
-{
-	return len <= KEY_MAX && req_text_valid(k, len, 1, KEY_MAX) &&
-	    key_reachable(k, len);
-}
-
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/*
- * Decode %XX escapes once.  Returns 0, or -1 for a malformed escape or
- * output longer than cap - 1.  The output is NUL-terminated; embedded NUL
- * bytes (%00) are kept, and *outlen tells the real length.
- */
-int
-req_pct_decode(
-    const char *src, size_t len, char *dst, size_t cap, size_t *outlen)
-{
-	size_t i, o = 0;
-
-	for (i = 0; i < len; i++) {
-		int c = (unsigned char)src[i];
-
-		if (c == '%') {
-			int h, l;
-
-			if (len - i < 3)
-				return -1;
-			if ((h = hexval(src[i + 1])) < 0 ||
-			    (l = hexval(src[i + 2])) < 0)
-				return -1;
-			c = h << 4 | l;
-			i += 2;
-		}
-		if (o + 1 >= cap)
-			return -1;
-		dst[o++] = (char)c;
-	}
-	dst[o] = '\0';
-	*outlen = o;
-	return 0;
-}
-
-/* Percent-encode all but RFC 3986 unreserved bytes; returns the length. */
-size_t
-req_pct_encode(const char *src, size_t len, char *dst, size_t cap)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t o = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)src[i];
-		int plain = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-		    c == '_' || c == '~';
-
-		if (o + (plain ? 1 : 3) >= cap)
+		n = FCGX_GetStr(
+		    r->body + r->bodylen, (int)(cap - r->bodylen), in);
+		if (n <= 0)
 			break;
-		if (plain)
-			dst[o++] = (char)c;
-		else {
-			dst[o++] = '%';
-			dst[o++] = hex[c >> 4];
-			dst[o++] = hex[c & 15];
-		}
+		r->bodylen += (size_t)n;
 	}
-	if (cap > 0)
-		dst[o] = '\0';
-	return o;
+	if (r->body != NULL)
+		r->body[r->bodylen] = '\0';
+	/* Less than announced: the request was cut off on its way. */
+	if (e == ERR_OK && known && r->bodylen < cap)
+		e = ERR_BAD_REQUEST;
+	while (FCGX_GetStr(sink, sizeof sink, in) > 0)
+		;
+	return e;
 }
 
 /*
@@ -305,13 +198,6 @@ req_json_ctype(const char *ct)
 	return *p == '\0';
 }
 
-/* The strong ETag of a row version: "<16 hex digits>". */
-void
-req_etag(uint64_t version, char *out)
-{
-	snprintf(out, ETAG_MAX, "\"%016llx\"", (unsigned long long)version);
-}
-
 /*
  * An If-Match / If-None-Match list: "*", or entity tags separated by
  * commas.  Tags of ours are stored in v (at most max), weak ones too
@@ -394,67 +280,4 @@ req_query(const char *q, const char *name, char *out, size_t cap, size_t *len)
 			q++;
 	}
 	return found;
-}
-
-static const char b64url[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* Unpadded base64url of len bytes into out; 0 if cap is too small. */
-size_t
-b64url_encode(const unsigned char *in, size_t len, char *out, size_t cap)
-{
-	size_t o = 0, need = len / 3 * 4 + (len % 3 ? len % 3 + 1 : 0) + 1;
-
-	if (cap < need) {
-		if (cap > 0)
-			out[0] = '\0';
-		return 0;
-	}
-	for (size_t i = 0; i < len; i += 3) {
-		unsigned v = (unsigned)in[i] << 16;
-
-		if (i + 1 < len)
-			v |= (unsigned)in[i + 1] << 8;
-		if (i + 2 < len)
-			v |= in[i + 2];
-		out[o++] = b64url[v >> 18 & 63];
-		out[o++] = b64url[v >> 12 & 63];
-		if (i + 1 < len)
-			out[o++] = b64url[v >> 6 & 63];
-		if (i + 2 < len)
-			out[o++] = b64url[v & 63];
-	}
-	out[o] = '\0';
-	return o;
-}
-
-/* Decode unpadded base64url; -1 if malformed or longer than cap. */
-int
-b64url_decode(
-    const char *in, size_t len, unsigned char *out, size_t cap, size_t *outlen)
-{
-	unsigned v = 0;
-	size_t o = 0, bits = 0;
-
-	if (len % 4 == 1)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		const char *p = in[i] != '\0' ? strchr(b64url, in[i]) : NULL;
-
-		if (p == NULL)
-			return -1;
-		v = v << 6 | (unsigned)(p - b64url);
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (o == cap)
-				return -1;
-			out[o++] = (unsigned char)(v >> bits);
-			v &= (1u << bits) - 1;
-		}
-	}
-	if (v != 0)
-		return -1; /* non-canonical trailing bits */
-	*outlen = o;
-	return 0;
 }

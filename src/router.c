@@ -1,84 +1,182 @@
 /*
- * The router: ONE table of routes (method, path, auth, body, handler),
- * and the steps every request goes through in the contract's order:
- * 404/405, authentication, Content-Type (415), body size (413), JSON
- * (400), the key from the URL, then the handler.  The token is checked
- * by the handler's own statement where it can be (see dispatch), and a
- * token that is not valid is still the first error answered.  It is also
- * the only place that writes a response, so every answer gets the same
- * envelope, CORS and cache headers.
+ * The router: ONE table of routes, each with the fields it takes, and the
+ * steps every request goes through in the contract's order (API.md,
+ * "Validation order is fixed"): the route (404, 405), the form of the
+ * Bearer token (401), Content-Type (415), the body (413, 400), its JSON
+ * (400), the route's fields in the order they are declared, then the
+ * handler.  Control goes one way: a handler gets checked fields, calls
+ * the database and returns what happened (struct outcome); it never
+ * calls back in here.  Data statements check the token as they run (one
+ * round trip, see db.c); a request that ended before any statement did
+ * has its token looked up here, so a token that is not valid is still
+ * the first error answered.  response.c writes the answer, cors.c the
+ * preflight.
  */
 #include "config.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <cjson/cJSON.h>
 #include <fcgiapp.h>
 
 #include "extern.h"
 
-#define KEY_PREFIX "/api/data/"
+/*
+ * The fields of each route, in the order API.md's error table checks
+ * them; the first that fails is answered with its error.
+ */
+// clang-format off
+static const struct field register_fields[] = {
+    {F_USERNAME,  "username",  IN_BODY, FT_STRING,     FN_REQUIRED, valid_username,  ERR_INVALID_REQUEST},
+    {F_EMAIL,     "email",     IN_BODY, FT_STRING,     FN_REQUIRED, valid_email,     ERR_INVALID_REQUEST},
+    /* Any non-empty string first; its length is judged after full_name. */
+    {F_PASSWORD,  "password",  IN_BODY, FT_STRING_NUL, FN_REQUIRED, NULL,            ERR_INVALID_REQUEST},
+    {F_FULL_NAME, "full_name", IN_BODY, FT_STRING,     FN_REQUIRED, valid_full_name, ERR_INVALID_REQUEST},
+    {F_PASSWORD,  "password",  IN_BODY, FT_STRING_NUL, FN_REQUIRED, valid_password,  ERR_INVALID_PASSWORD},
+    {F_AGE,       "age",       IN_BODY, FT_INT,        FN_OPTIONAL, valid_age,       ERR_INVALID_AGE},
+    {F_GENDER,    "gender",    IN_BODY, FT_STRING,     FN_OPTIONAL, valid_gender,    ERR_INVALID_GENDER},
+};
+/* Strings holding a U+0000 are strings: they match nobody (h_token.c). */
+static const struct field login_fields[] = {
+    {F_USERNAME,  "username",  IN_BODY, FT_STRING_NUL, FN_REQUIRED, NULL,            ERR_MISSING_FIELDS},
+    {F_PASSWORD,  "password",  IN_BODY, FT_STRING_NUL, FN_REQUIRED, NULL,            ERR_MISSING_FIELDS},
+};
+static const struct field new_pair_fields[] = {
+    {F_KEY,       "key",       IN_BODY, FT_STRING,     FN_REQUIRED, valid_key,       ERR_INVALID_KEY},
+    {F_VALUE,     "value",     IN_BODY, FT_VALUE,      FN_REQUIRED, NULL,            ERR_INVALID_VALUE},
+};
+static const struct field key_fields[] = {
+    {F_KEY,       "key",       IN_PATH, FT_STRING,     FN_REQUIRED, valid_key,       ERR_INVALID_KEY},
+};
+static const struct field put_fields[] = {
+    {F_KEY,       "key",       IN_PATH, FT_STRING,     FN_REQUIRED, valid_key,       ERR_INVALID_KEY},
+    {F_VALUE,     "value",     IN_BODY, FT_VALUE,      FN_REQUIRED, NULL,            ERR_INVALID_VALUE},
+};
+static const struct field list_fields[] = {
+    {F_LIMIT,     "limit",     IN_QUERY, FT_INT,       FN_OPTIONAL, valid_limit,     ERR_INVALID_QUERY},
+    {F_PREFIX,    "prefix",    IN_QUERY, FT_STRING,    FN_OPTIONAL, valid_prefix,    ERR_INVALID_QUERY},
+    {F_CURSOR,    "cursor",    IN_QUERY, FT_BASE64URL, FN_OPTIONAL, valid_key,       ERR_INVALID_QUERY},
+};
 
+#define FIELDS(a) (a), sizeof(a) / sizeof((a)[0])
+#define NO_FIELDS NULL, 0
+
+/*
+ * A path ending in '/' is a prefix: what follows it in the raw URI is the
+ * route's path parameter (IN_PATH).  HEAD is served wherever GET is.
+ */
 static const struct route {
-	const char *path; /* exact, or a prefix when it ends in '/' */
+	const char *path;
 	const char *method;
 	int auth; /* needs a Bearer token */
 	int body; /* takes a JSON body */
-	enum err (*fn)(struct req *);
+	struct outcome (*fn)(struct req *);
+	const struct field *fields; /* checked before fn, in this order */
+	size_t nfields;
 } routes[] = {
-    {"/api/register", "POST", 0, 1, h_register},
-    {"/api/token", "POST", 0, 1, h_token},
-    {"/api/token", "DELETE", 1, 0, h_token_delete},
-    {"/api/data", "POST", 1, 1, h_data_post},
-    {"/api/data", "GET", 1, 0, h_data_list},
-    {"/api/data", "HEAD", 1, 0, h_data_list},
-    {KEY_PREFIX, "GET", 1, 0, h_data_get},
-    {KEY_PREFIX, "HEAD", 1, 0, h_data_get},
-    {KEY_PREFIX, "PUT", 1, 1, h_data_put},
-    {KEY_PREFIX, "DELETE", 1, 0, h_data_delete},
-    {"/api/health", "GET", 0, 0, h_health},
-    {"/api/health", "HEAD", 0, 0, h_health},
+    {"/api/register", "POST",   0, 1, h_register,     FIELDS(register_fields)},
+    {"/api/token",    "POST",   0, 1, h_token,        FIELDS(login_fields)},
+    {"/api/token",    "DELETE", 1, 0, h_token_delete, NO_FIELDS},
+    {"/api/data",     "POST",   1, 1, h_data_post,    FIELDS(new_pair_fields)},
+    {"/api/data",     "GET",    1, 0, h_data_list,    FIELDS(list_fields)},
+    {"/api/data",     "HEAD",   1, 0, h_data_list,    FIELDS(list_fields)},
+    {KEY_PREFIX,      "GET",    1, 0, h_data_get,     FIELDS(key_fields)},
+    {KEY_PREFIX,      "HEAD",   1, 0, h_data_get,     FIELDS(key_fields)},
+    {KEY_PREFIX,      "PUT",    1, 1, h_data_put,     FIELDS(put_fields)},
+    {KEY_PREFIX,      "DELETE", 1, 0, h_data_delete,  FIELDS(key_fields)},
+    {"/api/health",   "GET",    0, 0, h_health,       NO_FIELDS},
+    {"/api/health",   "HEAD",   0, 0, h_health,       NO_FIELDS},
 };
+// clang-format on
 #define NROUTES (sizeof routes / sizeof routes[0])
 
-static const char expose[] =
-    "Access-Control-Expose-Headers: ETag, Location, Retry-After, "
-    "WWW-Authenticate\r\n";
+/*
+ * The path a request routes on, n bytes at *p: a raw URI under /api/data/
+ * is always a key's (nginx has resolved dot segments in PATH_INFO, so the
+ * key ".." would look like /api/), or with no key the collection's; any
+ * other path is PATH_INFO.  A trailing slash is the same route as none
+ * (API.md, Transport: Express's non-strict routing), but a key may end
+ * in one: /api/data/k/ is the key "k/".
+ */
+static void
+route_path(const struct req *r, const char **p, size_t *n)
+{
+	const size_t plen = sizeof KEY_PREFIX - 1;
+
+	if (r->uri != NULL && strncmp(r->uri, KEY_PREFIX, plen) == 0) {
+		*p = r->uri;
+		if ((*n = strcspn(r->uri, "?")) == plen)
+			(*n)--;
+		return;
+	}
+	*p = r->path;
+	*n = strlen(r->path);
+	if (*n > 1 && r->path[*n - 1] == '/')
+		(*n)--;
+}
+
+/* Does path p (n bytes) name rt's path?  A prefix needs a rest. */
+static int
+route_match(const struct route *rt, const char *p, size_t n)
+{
+	size_t len = strlen(rt->path);
+
+	if (rt->path[len - 1] == '/')
+		return n > len && memcmp(p, rt->path, len) == 0;
+	return n == len && memcmp(p, rt->path, len) == 0;
+}
 
 /*
- * One header line.  libfcgi's own FCGX_FPrintF knows no %zu, so format
- * with the C library and write the bytes.
+ * The route of a request, and in *any the first row of its path (NULL:
+ * no such path).  The path parameter of a prefix row is taken from the
+ * raw URI only, never from the decoded PATH_INFO.
  */
-static void __attribute__((format(printf, 2, 3)))
-hdr(FCGX_Stream *out, const char *fmt, ...)
+static const struct route *
+route_find(struct req *r, const struct route **any)
 {
-	char line[1024];
-	va_list ap;
-	int n;
+	const char *p;
+	size_t n, len;
 
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof line, fmt, ap);
-	va_end(ap);
-	if (n > 0 && (size_t)n < sizeof line)
-		FCGX_PutStr(line, n, out);
+	route_path(r, &p, &n);
+	*any = NULL;
+	for (size_t i = 0; i < NROUTES; i++) {
+		const struct route *rt = &routes[i];
+
+		if (!route_match(rt, p, n))
+			continue;
+		if (*any == NULL)
+			*any = rt;
+		if (strcmp(rt->method, r->method) != 0)
+			continue;
+		len = strlen(rt->path);
+		if (rt->path[len - 1] == '/' && p == r->uri) {
+			r->param = p + len;
+			r->paramlen = n - len;
+		}
+		return rt;
+	}
+	return NULL;
 }
 
-static int
-path_match(const struct route *rt, const char *path)
+/*
+ * Add name to the method list of o bytes in buf (cap bytes): the new
+ * length, or cap when it does not fit (router_init makes sure all do).
+ */
+static size_t
+list_add(char *buf, size_t cap, size_t o, const char *name)
 {
-	size_t n = strlen(rt->path);
+	int k;
 
-	if (rt->path[n - 1] == '/')
-		return strncmp(path, rt->path, n) == 0;
-	return strcmp(path, rt->path) == 0;
+	if (o >= cap)
+		return cap;
+	k = snprintf(buf + o, cap - o, "%s%s", o ? ", " : "", name);
+	return k < 0 || (size_t)k >= cap - o ? cap : o + (size_t)k;
 }
 
-/* The Allow header of the path that rt matched, from the table. */
-static const char *
+/* The Allow header of the path of rt, from the table, into buf. */
+static size_t
 allow_for(const struct route *rt, char *buf, size_t cap)
 {
 	size_t o = 0;
@@ -86,242 +184,71 @@ allow_for(const struct route *rt, char *buf, size_t cap)
 	buf[0] = '\0';
 	for (size_t i = 0; i < NROUTES; i++)
 		if (strcmp(routes[i].path, rt->path) == 0)
-			o += (size_t)snprintf(
-			    buf + o, cap - o, "%s, ", routes[i].method);
-	snprintf(buf + (o < cap ? o : cap - 1), cap - (o < cap ? o : cap - 1),
-	    "OPTIONS");
-	return buf;
+			o = list_add(buf, cap, o, routes[i].method);
+	return list_add(buf, cap, o, "OPTIONS");
 }
 
-/* Only printable ASCII is echoed back into a header. */
+/*
+ * Every method the table answers somewhere, in RFC 9110's order (PATCH,
+ * RFC 5789, after PUT), and OPTIONS: the Allow of the 405 nginx answers
+ * itself, to TRACE and CONNECT on any path (nginx.c).
+ */
+static const char *const method_order[] = {
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"};
+#define NMETHODS (sizeof method_order / sizeof method_order[0])
+
 static int
-header_safe(const char *s)
+routed(const char *method)
 {
-	for (; *s; s++)
-		if (*s < 0x20 || *s > 0x7e)
-			return 0;
-	return 1;
+	for (size_t i = 0; i < NROUTES; i++)
+		if (strcmp(routes[i].method, method) == 0)
+			return 1;
+	return 0;
 }
 
-/* CORS: "*" by default; with an allow-list, echo a listed Origin. */
-static void
-write_cors(FCGX_Stream *out, const struct req *r)
+size_t
+router_methods(char *buf, size_t cap)
 {
-	const char *o = cfg.cors_origins, *p;
-	size_t n;
+	size_t o = 0;
 
-	if (o == NULL) {
-		FCGX_PutS("Access-Control-Allow-Origin: *\r\n", out);
-		return;
-	}
-	FCGX_PutS("Vary: Origin\r\n", out);
-	if (r->origin == NULL || !header_safe(r->origin))
-		return;
-	n = strlen(r->origin);
-	/* Compare whole entries: an Origin holding spaces matches none. */
-	for (p = o + strspn(o, " "); *p; p += strspn(p, " ")) {
-		size_t elen = strcspn(p, " ");
+	buf[0] = '\0';
+	for (size_t m = 0; m < NMETHODS; m++)
+		if (routed(method_order[m]))
+			o = list_add(buf, cap, o, method_order[m]);
+	return list_add(buf, cap, o, "OPTIONS");
+}
 
-		if (elen == n && memcmp(p, r->origin, n) == 0) {
-			hdr(out, "Access-Control-Allow-Origin: %s\r\n",
-			    r->origin);
-			return;
+/*
+ * Check what the table promises but C cannot: every method is one of
+ * method_order and one a preflight allows (cors.c), and the method lists
+ * fit their buffers.  0, or -1 with the reason on stderr.
+ */
+int
+router_init(void)
+{
+	char list[ALLOW_MAX];
+	size_t m;
+
+	for (size_t i = 0; i < NROUTES; i++) {
+		for (m = 0; m < NMETHODS; m++)
+			if (strcmp(routes[i].method, method_order[m]) == 0)
+				break;
+		if (m == NMETHODS || !cors_allows(routes[i].method) ||
+		    allow_for(&routes[i], list, sizeof list) == sizeof list) {
+			fprintf(stderr,
+			    "kvapi: route %s %s: a method unknown or not in "
+			    "the CORS preflight's, or Allow over %d bytes\n",
+			    routes[i].method, routes[i].path, ALLOW_MAX - 1);
+			return -1;
 		}
-		p += elen;
 	}
-}
-
-static void
-write_preflight(FCGX_Stream *out, const struct req *r)
-{
-	FCGX_PutS("Status: 204 No Content\r\n", out);
-	write_cors(out, r);
-	FCGX_PutS(expose, out);
-	FCGX_PutS("Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,"
-		  "DELETE\r\n",
-	    out);
-	if (r->acrh != NULL && *r->acrh && header_safe(r->acrh))
-		hdr(out, "Access-Control-Allow-Headers: %s\r\n", r->acrh);
-	FCGX_PutS("Vary: Access-Control-Request-Headers\r\n"
-		  "Content-Length: 0\r\n\r\n",
-	    out);
-}
-
-/* Write the response r describes, or the error e. */
-static void
-write_response(FCGX_Stream *out, struct req *r, enum err e)
-{
-	const struct err_info *ei = err_info(e);
-	cJSON *body;
-	char *text;
-	int status = e == ERR_OK ? r->status : ei->status;
-
-	if (e == ERR_OK && status == 304) {
-		/* Not Modified: the validators, no body. */
-		hdr(out, "Status: 304 %s\r\nETag: %s\r\n", http_reason(304),
-		    r->etag);
-		FCGX_PutS("Cache-Control: no-store\r\n", out);
-		write_cors(out, r);
-		FCGX_PutS(expose, out);
-		FCGX_PutS("\r\n", out);
-		return;
+	if (router_methods(list, sizeof list) == sizeof list) {
+		fprintf(stderr,
+		    "kvapi: the routes' methods are over %d bytes\n",
+		    ALLOW_MAX - 1);
+		return -1;
 	}
-	body = cJSON_CreateObject();
-	if (body == NULL)
-		goto oom;
-	if (e == ERR_OK) {
-		cJSON_AddStringToObject(body, "status", "success");
-		if (r->message != NULL)
-			cJSON_AddStringToObject(body, "message", r->message);
-	} else {
-		cJSON_AddStringToObject(body, "status", "error");
-		cJSON_AddStringToObject(body, "code", ei->code);
-		cJSON_AddStringToObject(body, "message", ei->message);
-	}
-	/* Errors may carry data too (health: "down"). */
-	if (r->data != NULL) {
-		cJSON_AddItemToObject(body, "data", r->data);
-		r->data = NULL;
-	}
-	text = cJSON_PrintUnformatted(body);
-	cJSON_Delete(body);
-	if (text == NULL)
-		goto oom;
-	if (status >= 500)
-		log_err("answered %d %s", status, ei->code);
-
-	hdr(out, "Status: %d %s\r\n", status, http_reason(status));
-	FCGX_PutS("Content-Type: application/json; charset=utf-8\r\n"
-		  "Cache-Control: no-store\r\n",
-	    out);
-	write_cors(out, r);
-	FCGX_PutS(expose, out);
-	if (e == ERR_OK && r->location[0])
-		hdr(out, "Location: %s\r\n", r->location);
-	if (e == ERR_OK && r->etag[0])
-		hdr(out, "ETag: %s\r\n", r->etag);
-	if (e == ERR_METHOD_NOT_ALLOWED && r->allow)
-		hdr(out, "Allow: %s\r\n", r->allow);
-	if (e == ERR_INVALID_TOKEN)
-		hdr(out, "WWW-Authenticate: %s\r\n",
-		    r->www_auth ? r->www_auth : "Bearer realm=\"kvapi\"");
-	hdr(out, "Content-Length: %zu\r\n\r\n", strlen(text));
-	FCGX_PutStr(text, (int)strlen(text), out);
-	cJSON_free(text);
-	return;
-oom:
-	/* No memory for cJSON: a fixed answer that needs none. */
-	FCGX_PutS("Status: 500 Internal Server Error\r\n"
-		  "Content-Type: application/json; charset=utf-8\r\n\r\n"
-		  "{\"status\":\"error\",\"code\":\"INTERNAL_SERVER_ERROR\","
-		  "\"message\":\"An internal server error occurred. Please try "
-		  "again later.\"}",
-	    out);
-}
-
-/*
- * Read the body into r->body (NUL-terminated), at most cfg.body_max
- * bytes.  nginx buffers bodies and always sends CONTENT_LENGTH, even for
- * chunked ones; without it, read to the end.  Whatever is left is
- * drained, so the FastCGI connection stays in step.
- */
-static enum err
-read_body(FCGX_Stream *in, struct req *r)
-{
-	char sink[16384], *nb, *end;
-	size_t cap = 4096, limit = cfg.body_max;
-	unsigned long long cl;
-	enum err e = ERR_OK;
-	int n, known = 0;
-
-	if (r->content_length != NULL && *r->content_length != '\0') {
-		cl = strtoull(r->content_length, &end, 10);
-		if (*end != '\0' || cl > limit)
-			e = ERR_PAYLOAD_TOO_LARGE;
-		cap = (size_t)cl;
-		known = 1;
-	}
-	if (e == ERR_OK && (r->body = malloc(cap + 1)) == NULL)
-		e = ERR_INTERNAL;
-	while (e == ERR_OK) {
-		if (r->bodylen == cap) {
-			if (known)
-				break;
-			if (cap == limit) {
-				if (FCGX_GetStr(sink, 1, in) > 0)
-					e = ERR_PAYLOAD_TOO_LARGE;
-				break;
-			}
-			cap = cap * 2 > limit ? limit : cap * 2;
-			if ((nb = realloc(r->body, cap + 1)) == NULL) {
-				e = ERR_INTERNAL;
-				break;
-			}
-			r->body = nb;
-		}
-		n = FCGX_GetStr(
-		    r->body + r->bodylen, (int)(cap - r->bodylen), in);
-		if (n <= 0)
-			break;
-		r->bodylen += (size_t)n;
-	}
-	if (r->body != NULL)
-		r->body[r->bodylen] = '\0';
-	/* Less than announced: the request was cut off on its way. */
-	if (e == ERR_OK && known && r->bodylen < cap)
-		e = ERR_BAD_REQUEST;
-	while (FCGX_GetStr(sink, sizeof sink, in) > 0)
-		;
-	return e;
-}
-
-/*
- * The key of a /api/data/{key} route: the raw REQUEST_URI after the
- * prefix, up to the query, percent-decoded exactly once.  PATH_INFO is
- * no use here: nginx has decoded it and merged its slashes.
- */
-static enum err
-url_key(struct req *r)
-{
-	const char *p = r->uri;
-	size_t n;
-
-	if (p == NULL || strncmp(p, KEY_PREFIX, sizeof KEY_PREFIX - 1) != 0)
-		return ERR_INVALID_KEY;
-	p += sizeof KEY_PREFIX - 1;
-	n = strcspn(p, "?");
-	if (req_pct_decode(p, n, r->key, sizeof r->key, &r->keylen) == -1 ||
-	    !req_key_valid(r->key, r->keylen))
-		return ERR_INVALID_KEY;
-	return ERR_OK;
-}
-
-/*
- * The answer to a statement that checked the request's token (every
- * statement of an authenticated route does, see dispatch): DBR_NONE
- * becomes `none`.
- */
-enum err
-router_db(struct req *r, enum dbr d, enum err none)
-{
-	r->authed = 1;
-	switch (d) {
-	case DBR_OK: return ERR_OK;
-	case DBR_NONE: return none;
-	case DBR_NOAUTH: return ERR_INVALID_TOKEN;
-	/* The only unique key an authenticated route can hit: (user, k). */
-	case DBR_DUP: return ERR_KEY_EXISTS;
-	case DBR_DOWN: return ERR_SERVICE_UNAVAILABLE;
-	default: return ERR_INTERNAL;
-	}
-}
-
-/* Look the token up by itself; sets r->user_id. */
-enum err
-router_auth(struct req *r)
-{
-	return router_db(
-	    r, db_token_user(r->token_hash, &r->user_id), ERR_INVALID_TOKEN);
+	return 0;
 }
 
 /* The Bearer token's hash into r->token_hash, without the database. */
@@ -340,7 +267,7 @@ bearer(struct req *r)
 	return ERR_OK;
 }
 
-/* Content-Type (415), the body (413, 400), its JSON, the URL's key. */
+/* Content-Type (415), the body (413, 400), its JSON, then the fields. */
 static enum err
 parse(const struct route *rt, struct req *r, enum err body)
 {
@@ -355,72 +282,50 @@ parse(const struct route *rt, struct req *r, enum err body)
 		    ERR_OK)
 			return e;
 	}
-	// NOLINTNEXTLINE(clang-analyzer-unix.Malloc): a false positive
-	if (rt->path[strlen(rt->path) - 1] == '/')
-		return url_key(r);
-	return ERR_OK;
+	return field_check(r, rt->fields, rt->nfields);
 }
 
 static enum err
 dispatch(FCGX_Request *f, struct req *r)
 {
-	const struct route *rt = NULL, *any = NULL;
-	const char *path = r->path;
-	static char allow[128];
-	enum err e, body;
+	const struct route *rt, *any;
+	struct outcome o = {ERR_OK, 0};
+	enum err body, a;
+	uint64_t user;
 
-	/*
-	 * Routes match PATH_INFO, except that a raw URI under /api/data/ is
-	 * always a key: nginx has already resolved dot segments in
-	 * PATH_INFO, so the key ".." would otherwise look like /api/.
-	 */
-	if (r->uri != NULL &&
-	    strncmp(r->uri, KEY_PREFIX, sizeof KEY_PREFIX - 1) == 0)
-		path = r->uri;
-	for (size_t i = 0; i < NROUTES && rt == NULL; i++)
-		if (path_match(&routes[i], path)) {
-			any = &routes[i];
-			if (strcmp(routes[i].method, r->method) == 0)
-				rt = &routes[i];
-		}
+	rt = route_find(r, &any);
 	/* Read (or drain) the body before any answer. */
-	body = read_body(f->in, r);
+	body = req_read_body(f->in, r);
 	if (any == NULL)
 		return ERR_NOT_FOUND;
 	if (rt == NULL) {
-		r->allow = allow_for(any, allow, sizeof allow);
+		allow_for(any, r->allow, sizeof r->allow);
 		return ERR_METHOD_NOT_ALLOWED;
 	}
-	if (rt->auth && (e = bearer(r)) != ERR_OK)
-		return e;
-	/* r->body and r->json are router_handle's to free, whatever this
-	 * returns. */
-	if ((e = parse(rt, r, body)) == ERR_OK)
-		e = rt->fn(r);
+	if (rt->auth && (o.err = bearer(r)) != ERR_OK)
+		return o.err;
+	/* r->body, r->json and the fields are router_handle's to free,
+	 * whatever this returns. */
+	if ((o.err = parse(rt, r, body)) == ERR_OK)
+		o = rt->fn(r);
 	/*
 	 * The handler's statement checks the token as it reads or writes
 	 * (one round trip).  A request that failed before any statement ran
 	 * has its token checked now: the contract answers INVALID_TOKEN
 	 * before every other error of an authenticated route.
 	 */
-	if (rt->auth && !r->authed) {
-		enum err a = router_auth(r);
-
+	if (rt->auth && !o.checked) {
+		a = err_of_db(
+		    db_token_user(r->token_hash, &user), ERR_INVALID_TOKEN);
 		if (a != ERR_OK)
 			return a;
-		if (e == ERR_OK) {
+		if (o.err == ERR_OK) {
 			log_err("%s %s: the handler did not check the token",
 			    rt->method, rt->path);
 			return ERR_INTERNAL;
 		}
 	}
-	return e;
-}
-
-static const char *
-param(FCGX_Request *f, const char *name)
-{
-	return FCGX_GetParam(name, f->envp);
+	return o.err;
 }
 
 void
@@ -429,31 +334,15 @@ router_handle(FCGX_Request *f)
 	struct req r;
 	enum err e;
 
-	memset(&r, 0, sizeof r);
-	r.method = param(f, "REQUEST_METHOD");
-	r.path = param(f, "PATH_INFO");
-	r.uri = param(f, "REQUEST_URI");
-	r.ctype = param(f, "CONTENT_TYPE");
-	r.content_length = param(f, "CONTENT_LENGTH");
-	r.query = param(f, "QUERY_STRING");
-	r.if_match = param(f, "HTTP_IF_MATCH");
-	r.if_none_match = param(f, "HTTP_IF_NONE_MATCH");
-	r.authz = param(f, "HTTP_AUTHORIZATION");
-	r.origin = param(f, "HTTP_ORIGIN");
-	r.acrh = param(f, "HTTP_ACCESS_CONTROL_REQUEST_HEADERS");
-	log_request_id = param(f, "REQUEST_ID");
-	if (r.method == NULL)
-		r.method = "";
-	if (r.path == NULL)
-		r.path = "";
-
+	req_init(&r, f);
 	if (strcmp(r.method, "OPTIONS") == 0) {
-		(void)read_body(f->in, &r);
-		write_preflight(f->out, &r);
+		(void)req_read_body(f->in, &r);
+		cors_preflight(f->out, &r);
 	} else {
 		e = dispatch(f, &r);
-		write_response(f->out, &r, e);
+		resp_write(f->out, &r, e);
 	}
+	field_free(&r);
 	cJSON_Delete(r.json);
 	cJSON_Delete(r.data);
 	free(r.body);

@@ -585,7 +585,6 @@ my @CATALOGUE = (
     [ 'URL path of 20 KB (over nginx buffers)', 'BAD_REQUEST', D(GET => '/api/data/' . 'k' x 20480) ],
     [ 'URL key .. (absent)',                   'KEY_NOT_FOUND', RAW('GET /api/data/.. HTTP/1.1', $AUTH_A) ],
     [ 'URL key %2E%2E%2Fx (absent)',           'KEY_NOT_FOUND', D(GET => '/api/data/%2E%2E%2Fx') ],
-    [ 'URL key empty',                         'INVALID_KEY', D(GET => '/api/data/') ],
 
     # --- unknown methods and paths
     [ 'TRACE /api/data/a (nginx)',             'METHOD_NOT_ALLOWED', RAW('TRACE /api/data/a HTTP/1.1', $AUTH_A), allow => $ALLOW_NGINX ],

@@ -357,14 +357,16 @@ sub router_errors {
 # ---------------------------------------------------------------------------
 
 # The path template of a request URI, as nginx and the router see it: a
-# raw URI under /api/data/ is a key; otherwise the percent-decoded path
-# with slashes merged and dot segments resolved.  Returns (template or
+# raw URI under /api/data/ is a key (with no key, the collection); otherwise the percent-decoded path
+# with slashes merged, dot segments resolved and a trailing slash
+# dropped.  Returns (template or
 # undef, normalised path).
 sub template {
     my ($doc, $uri) = @_;
     return (undef, undef) unless defined $uri;
     $uri =~ s{^[A-Za-z][A-Za-z0-9+.-]*://[^/]*}{};
     my ($raw) = $uri =~ /^([^?]*)/;
+    return ('/api/data', $raw) if $raw eq '/api/data/';
     return ($KEY_TPL, $raw) if index($raw, '/api/data/') == 0;
     (my $p = $raw) =~ s/%([0-9A-Fa-f]{2})/chr hex $1/ge;
     my @out;
@@ -377,8 +379,10 @@ sub template {
         else { push @out, $seg[$i] }
     }
     my $n = '/' . join '/', @out;
-    return ($KEY_TPL, $n) if index($n, '/api/data/') == 0;
-    return ($doc->{paths}{$n} ? $n : undef, $n);
+    # A trailing slash is the same route (API.md, Transport).
+    (my $route = $n) =~ s{(?<=.)/\z}{};
+    return ($KEY_TPL, $n) if index($route, '/api/data/') == 0;
+    return ($doc->{paths}{$route} ? $route : undef, $n);
 }
 
 # Methods nginx refuses itself, anywhere, with an Allow of every method

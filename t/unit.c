@@ -325,6 +325,21 @@ main(void)
 		    "token: passes the header check");
 	}
 
+	/* err.c's table: its text goes into JSON and nginx unescaped */
+	{
+		int plain = 1;
+
+		for (int e = ERR_OK + 1; e < ERR__MAX; e++) {
+			const struct err_info *ei = err_info((enum err)e);
+
+			plain = plain && ei->status >= 400 &&
+			    strpbrk(ei->code, "\"\\$") == NULL &&
+			    strpbrk(ei->message, "\"\\$") == NULL;
+		}
+		ok(plain,
+		    "errors: no quote, backslash or $ in a code or message");
+	}
+
 	printf("1..%d\n", n);
 	return failed != 0;
 }

@@ -39,12 +39,14 @@ our $REFRESH_LIFETIME = 2592000;
 # POST /api/token with $body (a hash, or raw JSON text).  ua => the
 # User-Agent to send: undef sends none, and a value HTTP::Tiny refuses or
 # replaces (empty, control characters, bytes over 0x7e) goes over a raw
-# socket.  Without ua, KVTest's agent ("kvtest").
+# socket (a string of characters as UTF-8, a string of bytes as it is).  Without ua, KVTest's agent ("kvtest").
 sub token_req {
     my ($s, $body, %o) = @_;
     my $text = ref $body ? $KVTest::JSON->encode($body) : $body;
     if (exists $o{ua} && (!defined $o{ua} || $o{ua} eq '' || $o{ua} =~ /[^\x20-\x7e]/)) {
-        my $ua = defined $o{ua} ? "User-Agent: $o{ua}\r\n" : '';
+        my $ua = $o{ua};
+        utf8::encode($ua) if defined $ua && utf8::is_utf8($ua);    # characters go as UTF-8
+        $ua = defined $ua ? "User-Agent: $ua\r\n" : '';
         return $s->raw("POST /api/token HTTP/1.1\r\nHost: 127.0.0.1\r\n$ua"
             . "Content-Type: application/json\r\nContent-Length: " . length($text)
             . "\r\nConnection: close\r\n\r\n$text");

@@ -495,7 +495,11 @@ sub stop {
 sub DESTROY { $_[0]->stop }
 
 END {
-    $_->stop for reverse @LIVE;
+    # A copy: stop() takes each stack out of @LIVE, which would free the
+    # elements a loop over @LIVE itself still walks (a file that died with
+    # two stacks left the second running).
+    my @live = reverse @LIVE;
+    $_->stop for @live;
 }
 
 # Write the config and start workers + nginx, on $port or a free one.

@@ -6,7 +6,11 @@
 # stored values read back byte for byte, and the data and users tables
 # hold exactly the rows they held before (count and checksum), so no
 # hostile request stored, changed or deleted anything, and no smuggled
-# second request was processed.  Then the SQL metacharacters and LIKE
+# second request was processed.  The account routes of issue 14 (PATCH
+# and DELETE /api/users/me, PUT /api/users/me/password, the refresh grant
+# and unknown grant types) get their own wrong types, NULs, 1 MB strings
+# and duplicate members; afterwards A's refresh token still rotates and no
+# password was changed.  Then the SQL metacharacters and LIKE
 # wildcards that the catalogue aims at the server are stored by a user of
 # their own and must come back literally.
 use strict;
@@ -239,6 +243,20 @@ subtest 'setup' => sub {
     is $H{snap}{tables}, 3, 'snapshot: three tables';
 };
 
+# The account routes (issue 14): a refresh token of A's, and a token of
+# the user whose password is exactly 72 bytes.
+my ($RA, $SA, $T72);
+subtest 'setup: sessions' => sub {
+    my $r = $s->request(POST => '/api/token', { json => { username => $A->{username}, password => $A->{password} } });
+    is $r->{status}, 200, 'A logs in again' or diag $r->{body};
+    ($RA, $SA) = @{ $r->{json}{data} }{qw(refresh_token session_id)};
+    like $RA // '', qr/\A[A-Za-z0-9_-]{43}\z/, 'a refresh token of A\'s';
+    $RA //= 'R' x 43;
+    $r = $s->request(POST => '/api/token', { json => { username => $U72, password => $P72 } });
+    is $r->{status}, 200, 'the 72-byte user logs in' or diag $r->{body};
+    $T72 = $r->{json}{data}{access_token};
+};
+
 # ---------------------------------------------------------------------------
 # Request builders.
 
@@ -276,6 +294,14 @@ sub REGRAW {
 # A token request: A's valid credentials overridden by %o.
 sub TOK { my (%o) = @_; return N(POST => '/api/token', enc({ username => $A->{username}, password => $A->{password}, %o })) }
 sub LOGIN { my ($u, $p) = @_; return N(POST => '/api/token', enc({ username => $u, password => $p })) }
+# The account routes with a raw JSON body and A's token (or $tok).
+sub ME { my ($m, $p, $body, $tok) = @_; return { m => $m, p => $p, h => hdrs($tok // $TA, $BJ), body => $body } }
+sub PATCHME { ME(PATCH => '/api/users/me', @_) }
+sub CHPW { ME(PUT => '/api/users/me/password', @_) }
+sub DELME { ME(DELETE => '/api/users/me', @_) }
+# The refresh grant with refresh_token $v (a raw JSON text with GRANTRAW).
+sub GRANT { N(POST => '/api/token', enc({ grant_type => 'refresh_token', refresh_token => $_[0] })) }
+sub GRANTRAW { N(POST => '/api/token', $_[0]) }
 
 # Raw requests: a head (request line and headers, no final CRLF) and a body.
 my $HOST = "Host: 127.0.0.1\r\n";
@@ -617,6 +643,150 @@ my @CATALOGUE = (
     [ 'login: password . \u0000 . junk',       'INVALID_CREDENTIALS', LOGIN($U72, "$P72\0junk") ],
     [ 'login: username . \u0000 . junk',       'INVALID_CREDENTIALS', LOGIN("$U72\0junk", $P72) ],
 
+    # --- PATCH /api/users/me (issue 14): wrong types, NUL, huge strings, duplicates
+    [ 'PATCH me: email a number',              'INVALID_PROFILE', PATCHME('{"email":5}') ],
+    [ 'PATCH me: email true',                  'INVALID_PROFILE', PATCHME('{"email":true}') ],
+    [ 'PATCH me: email null',                  'INVALID_PROFILE', PATCHME('{"email":null}') ],
+    [ 'PATCH me: email an array',              'INVALID_PROFILE', PATCHME('{"email":["a70@example.com"]}') ],
+    [ 'PATCH me: email an object',             'INVALID_PROFILE', PATCHME('{"email":{"e":"a70@example.com"}}') ],
+    [ 'PATCH me: full_name a number',          'INVALID_PROFILE', PATCHME('{"full_name":1}') ],
+    [ 'PATCH me: full_name false',             'INVALID_PROFILE', PATCHME('{"full_name":false}') ],
+    [ 'PATCH me: age a string',                'INVALID_AGE', PATCHME('{"age":"30"}') ],
+    [ 'PATCH me: age true',                    'INVALID_AGE', PATCHME('{"age":true}') ],
+    [ 'PATCH me: age an object',               'INVALID_AGE', PATCHME('{"age":{"v":30}}') ],
+    [ 'PATCH me: age 1e400',                   'INVALID_AGE', PATCHME('{"age":1e400}') ],
+    [ 'PATCH me: gender a number',             'INVALID_GENDER', PATCHME('{"gender":5}') ],
+    [ 'PATCH me: gender an array',             'INVALID_GENDER', PATCHME('{"gender":["f"]}') ],
+    [ 'PATCH me: username',                    'INVALID_PROFILE', PATCHME(enc({ username => $V->{username} })) ],
+    [ 'PATCH me: username null',               'INVALID_PROFILE', PATCHME('{"username":null}') ],
+    [ 'PATCH me: password a number',           'INVALID_PROFILE', PATCHME('{"password":12345678}') ],
+    [ 'PATCH me: password beside a valid field', 'INVALID_PROFILE', PATCHME('{"full_name":"Pwned","password":"correct horse 9"}') ],
+    [ 'PATCH me: \u0000 in email',             'INVALID_PROFILE', PATCHME('{"email":"a\u0000@example.com"}') ],
+    [ 'PATCH me: email + \u0000 + junk',       'INVALID_PROFILE', PATCHME('{"email":"new70@example.com\u0000junk"}') ],
+    [ 'PATCH me: \u0000 in full_name',         'INVALID_PROFILE', PATCHME('{"full_name":"Pwned\u0000"}') ],
+    [ 'PATCH me: \u0000 in gender',            'INVALID_GENDER', PATCHME('{"gender":"f\u0000x"}') ],
+    [ 'PATCH me: raw NUL in full_name',        'INVALID_JSON', PATCHME(qq({"full_name":"a\x00b"})) ],
+    [ 'PATCH me: 0xFF in full_name',           'INVALID_JSON', PATCHME(qq({"full_name":"a\xFF"})) ],
+    [ 'PATCH me: email of 1 MB',               'INVALID_PROFILE', PATCHME(enc({ email => 'e' x 1_000_000 . '@example.com' })) ],
+    [ 'PATCH me: full_name of 1 MB',           'INVALID_PROFILE', PATCHME(enc({ full_name => 'f' x 1_000_000 })) ],
+    [ 'PATCH me: gender of 1 MB',              'INVALID_GENDER', PATCHME(enc({ gender => 'g' x 1_000_000 })) ],
+    [ 'PATCH me: duplicate full_name',         'INVALID_JSON', PATCHME('{"full_name":"a","full_name":"b"}') ],
+    [ 'PATCH me: duplicate spelled with escapes', 'INVALID_JSON', PATCHME('{"email":"x70@example.com","em\u0061il":"y70@example.com"}') ],
+    [ 'PATCH me: duplicate username',          'INVALID_JSON', PATCHME('{"username":"a","username":"b"}') ],
+    [ 'PATCH me: top-level array',             'INVALID_JSON', PATCHME('[{"full_name":"x"}]') ],
+    [ 'PATCH me: 10000 nested arrays',         'INVALID_JSON', PATCHME(qq({"full_name":"x","x":$DEEP_A})) ],
+    [ "PATCH me: email \"' OR '1'='1\"",       'INVALID_PROFILE', PATCHME(enc({ email => "' OR '1'='1" })) ],
+    [ "PATCH me: the victim's email in upper case", 'EMAIL_EXISTS', PATCHME(enc({ email => uc $V->{email} })) ],
+    [ 'PATCH me: no token',                    'INVALID_TOKEN', { m => 'PATCH', p => '/api/users/me', h => hdrs(undef, $BJ),
+        body => '{"full_name":"x"}' }, www => $WWW_NONE ],
+    [ 'PATCH me: revoked token',               'INVALID_TOKEN', PATCHME('{"full_name":"x"}', $TR) ],
+    [ 'PATCH me: text/plain',                  'UNSUPPORTED_MEDIA_TYPE', CT('text/plain', PATCH => '/api/users/me', '{"full_name":"x"}', 1) ],
+
+    # --- PUT /api/users/me/password
+    [ 'PUT password: current_password a number', 'MISSING_PASSWORDS', CHPW('{"current_password":12345678,"new_password":"correct horse 9"}') ],
+    [ 'PUT password: current_password true',   'MISSING_PASSWORDS', CHPW('{"current_password":true,"new_password":"correct horse 9"}') ],
+    [ 'PUT password: new_password an array',   'MISSING_PASSWORDS', CHPW(enc({ current_password => $A->{password}, new_password => ['correct horse 9'] })) ],
+    [ 'PUT password: new_password an object',  'MISSING_PASSWORDS', CHPW(enc({ current_password => $A->{password}, new_password => { p => 1 } })) ],
+    [ 'PUT password: both null',               'MISSING_PASSWORDS', CHPW('{"current_password":null,"new_password":null}') ],
+    [ 'PUT password: \u0000 in new_password',  'INVALID_PASSWORD', CHPW(qq({"current_password":"$A->{password}","new_password":"correct\\u0000horse 9"})) ],
+    [ 'PUT password: current_password + \u0000', 'INVALID_CREDENTIALS', CHPW(qq({"current_password":"$A->{password}\\u0000","new_password":"correct horse 9"})) ],
+    [ 'PUT password: current_password + \u0000 + junk', 'INVALID_CREDENTIALS',
+      CHPW(qq({"current_password":"$A->{password}\\u0000junk","new_password":"correct horse 9"})) ],
+    [ 'PUT password: 72-byte current_password . "x"', 'INVALID_CREDENTIALS', CHPW(enc({ current_password => "${P72}x", new_password => 'correct horse 9' }), $T72) ],
+    [ 'PUT password: new_password of 73 bytes', 'INVALID_PASSWORD', CHPW(enc({ current_password => $A->{password}, new_password => 'p' x 73 })) ],
+    [ 'PUT password: new_password of 1 MB',    'INVALID_PASSWORD', CHPW(enc({ current_password => $A->{password}, new_password => 'p' x 1_000_000 })) ],
+    [ 'PUT password: current_password of 1 MB', 'INVALID_CREDENTIALS', CHPW(enc({ current_password => 'p' x 1_000_000, new_password => 'correct horse 9' })) ],
+    [ 'PUT password: the right one + 1 MB',    'INVALID_CREDENTIALS', CHPW(enc({ current_password => $A->{password} . 'p' x 1_000_000, new_password => 'correct horse 9' })) ],
+    [ "PUT password: current_password \"' OR '1'='1\"", 'INVALID_CREDENTIALS', CHPW(enc({ current_password => "' OR '1'='1", new_password => 'correct horse 9' })) ],
+    [ 'PUT password: duplicate current_password (wrong, then right)', 'INVALID_JSON',
+      CHPW(qq({"current_password":"wrong","current_password":"$A->{password}","new_password":"correct horse 9"})) ],
+    [ 'PUT password: duplicate new_password',  'INVALID_JSON', CHPW(qq({"current_password":"$A->{password}","new_password":"correct horse 9","new_password":"x"})) ],
+    [ 'PUT password: top-level array',         'INVALID_JSON', CHPW('[]') ],
+    [ 'PUT password: raw NUL',                 'INVALID_JSON', CHPW(qq({"current_password":"$A->{password}\x00","new_password":"correct horse 9"})) ],
+    [ 'PUT password: no token',                'INVALID_TOKEN', { m => 'PUT', p => '/api/users/me/password', h => hdrs(undef, $BJ),
+        body => '{}' }, www => $WWW_NONE ],
+    [ 'PUT password: no Content-Type',         'UNSUPPORTED_MEDIA_TYPE', CT(undef, PUT => '/api/users/me/password',
+        enc({ current_password => $A->{password}, new_password => 'correct horse 9' }), 1) ],
+
+    # --- DELETE /api/users/me
+    [ 'DELETE me: password a number',          'INVALID_CREDENTIALS', DELME('{"password":12345678}') ],
+    [ 'DELETE me: password null',              'INVALID_CREDENTIALS', DELME('{"password":null}') ],
+    [ 'DELETE me: password true',              'INVALID_CREDENTIALS', DELME('{"password":true}') ],
+    [ 'DELETE me: password an array',          'INVALID_CREDENTIALS', DELME(enc({ password => [ $A->{password} ] })) ],
+    [ 'DELETE me: password an object',         'INVALID_CREDENTIALS', DELME(enc({ password => { p => $A->{password} } })) ],
+    [ 'DELETE me: password + \u0000',          'INVALID_CREDENTIALS', DELME(qq({"password":"$A->{password}\\u0000"})) ],
+    [ 'DELETE me: password + \u0000 + junk',   'INVALID_CREDENTIALS', DELME(qq({"password":"$A->{password}\\u0000junk"})) ],
+    [ 'DELETE me: 72-byte password . "x"',     'INVALID_CREDENTIALS', DELME(enc({ password => "${P72}x" }), $T72) ],
+    [ 'DELETE me: 72-byte password . "é"',     'INVALID_CREDENTIALS', DELME(enc({ password => "${P72}é" }), $T72) ],
+    [ 'DELETE me: password of 1 MB',           'INVALID_CREDENTIALS', DELME(enc({ password => 'p' x 1_000_000 })) ],
+    [ 'DELETE me: the right one + 1 MB',       'INVALID_CREDENTIALS', DELME(enc({ password => $A->{password} . 'p' x 1_000_000 })) ],
+    [ "DELETE me: password \"' OR '1'='1\"",   'INVALID_CREDENTIALS', DELME(enc({ password => "' OR '1'='1" })) ],
+    [ 'DELETE me: duplicate password (wrong, then right)', 'INVALID_JSON', DELME(qq({"password":"wrong","password":"$A->{password}"})) ],
+    [ 'DELETE me: duplicate spelled with escapes', 'INVALID_JSON', DELME(qq({"password":"wrong","p\\u0061ssword":"$A->{password}"})) ],
+    [ 'DELETE me: top-level string',           'INVALID_JSON', DELME(qq("$A->{password}")) ],
+    [ 'DELETE me: 10000 nested objects',       'INVALID_JSON', DELME(qq({"password":"x","x":$DEEP_O})) ],
+    [ 'DELETE me: raw NUL after the password', 'INVALID_JSON', DELME(qq({"password":"$A->{password}\x00"})) ],
+    [ 'DELETE me: no token',                   'INVALID_TOKEN', { m => 'DELETE', p => '/api/users/me', h => hdrs(undef, $BJ),
+        body => enc({ password => $A->{password} }) }, www => $WWW_NONE ],
+    [ 'DELETE me: revoked token, right password', 'INVALID_TOKEN', DELME(enc({ password => $A->{password} }), $TR) ],
+    [ 'DELETE me: text/plain, right password', 'UNSUPPORTED_MEDIA_TYPE', CT('text/plain', DELETE => '/api/users/me',
+        enc({ password => $A->{password} }), 1) ],
+    [ 'DELETE me: form-encoded, right password', 'UNSUPPORTED_MEDIA_TYPE', CT('application/x-www-form-urlencoded',
+        DELETE => '/api/users/me', "password=$A->{password}", 1) ],
+
+    # --- the refresh grant
+    [ 'refresh: refresh_token 5',              'INVALID_GRANT', GRANTRAW('{"grant_type":"refresh_token","refresh_token":5}') ],
+    [ 'refresh: refresh_token true',           'INVALID_GRANT', GRANTRAW('{"grant_type":"refresh_token","refresh_token":true}') ],
+    [ 'refresh: refresh_token null',           'INVALID_GRANT', GRANTRAW('{"grant_type":"refresh_token","refresh_token":null}') ],
+    [ 'refresh: refresh_token ""',             'INVALID_GRANT', GRANT('') ],
+    [ "refresh: refresh_token [A's]",          'INVALID_GRANT', GRANT([$RA]) ],
+    [ "refresh: refresh_token {A's}",          'INVALID_GRANT', GRANT({ t => $RA }) ],
+    [ "refresh: none, A's username and password", 'INVALID_GRANT', TOK(grant_type => 'refresh_token') ],
+    [ "refresh: A's + \\u0000",                'INVALID_GRANT', GRANTRAW(qq({"grant_type":"refresh_token","refresh_token":"$RA\\u0000"})) ],
+    [ "refresh: A's + \\u0000 + junk",         'INVALID_GRANT', GRANTRAW(qq({"grant_type":"refresh_token","refresh_token":"$RA\\u0000junk"})) ],
+    [ "refresh: \\u0000 + A's",                'INVALID_GRANT', GRANTRAW(qq({"grant_type":"refresh_token","refresh_token":"\\u0000$RA"})) ],
+    [ "refresh: raw NUL after A's",            'INVALID_JSON', GRANTRAW(qq({"grant_type":"refresh_token","refresh_token":"$RA\x00"})) ],
+    [ 'refresh: 0xFF in the token',            'INVALID_JSON', GRANTRAW(qq({"grant_type":"refresh_token","refresh_token":"\xFF"})) ],
+    [ 'refresh: a token of 1 MB',              'INVALID_GRANT', GRANT('A' x 1_000_000) ],
+    [ "refresh: A's + 1 MB",                   'INVALID_GRANT', GRANT($RA . 'A' x 1_000_000) ],
+    [ "refresh: \"' OR '1'='1\"",              'INVALID_GRANT', GRANT("' OR '1'='1") ],
+    [ 'refresh: 43 underscores (LIKE _)',      'INVALID_GRANT', GRANT('_' x 43) ],
+    [ 'refresh: 43 percent signs',             'INVALID_GRANT', GRANT('%' x 43) ],
+    [ "refresh: A's access token",             'INVALID_GRANT', GRANT($TA) ],
+    [ "refresh: A's revoked access token",     'INVALID_GRANT', GRANT($TR) ],
+    [ "refresh: duplicate refresh_token (bad, then A's)", 'INVALID_JSON',
+      GRANTRAW(qq({"grant_type":"refresh_token","refresh_token":"x","refresh_token":"$RA"})) ],
+    [ 'refresh: duplicate grant_type',         'INVALID_JSON', GRANTRAW(qq({"grant_type":"password","grant_type":"refresh_token","refresh_token":"$RA"})) ],
+    [ 'refresh: top-level array',              'INVALID_JSON', GRANTRAW(qq([{"grant_type":"refresh_token","refresh_token":"$RA"}])) ],
+    [ 'refresh: 10000 nested arrays',          'INVALID_JSON', GRANTRAW(qq({"grant_type":"refresh_token","refresh_token":"$RA","x":$DEEP_A})) ],
+    [ 'refresh: text/plain',                   'UNSUPPORTED_MEDIA_TYPE', CT('text/plain', POST => '/api/token',
+        qq({"grant_type":"refresh_token","refresh_token":"$RA"})) ],
+
+    # --- unknown grant types, with A's valid credentials
+    [ 'grant_type "implicit"',                 'UNSUPPORTED_GRANT_TYPE', TOK(grant_type => 'implicit') ],
+    [ 'grant_type "client_credentials"',       'UNSUPPORTED_GRANT_TYPE', TOK(grant_type => 'client_credentials') ],
+    [ 'grant_type "authorization_code"',       'UNSUPPORTED_GRANT_TYPE', TOK(grant_type => 'authorization_code') ],
+    [ 'grant_type a URN',                      'UNSUPPORTED_GRANT_TYPE', TOK(grant_type => 'urn:ietf:params:oauth:grant-type:jwt-bearer') ],
+    [ 'grant_type "PASSWORD"',                 'UNSUPPORTED_GRANT_TYPE', TOK(grant_type => 'PASSWORD') ],
+    [ 'grant_type " password"',                'UNSUPPORTED_GRANT_TYPE', TOK(grant_type => ' password') ],
+    [ 'grant_type ""',                         'UNSUPPORTED_GRANT_TYPE', TOK(grant_type => '') ],
+    [ 'grant_type "password\u0000"',           'UNSUPPORTED_GRANT_TYPE', N(POST => '/api/token',
+        qq({"grant_type":"password\\u0000","username":"$A->{username}","password":"$A->{password}"})) ],
+    [ 'grant_type "refresh_token\u0000x"',     'UNSUPPORTED_GRANT_TYPE', GRANTRAW(qq({"grant_type":"refresh_token\\u0000x","refresh_token":"$RA"})) ],
+    [ "grant_type \"' OR '1'='1\"",            'UNSUPPORTED_GRANT_TYPE', TOK(grant_type => "' OR '1'='1") ],
+    [ 'grant_type of 1 MB',                    'UNSUPPORTED_GRANT_TYPE', TOK(grant_type => 'g' x 1_000_000) ],
+    [ 'grant_type "password" + 1 MB',          'UNSUPPORTED_GRANT_TYPE', TOK(grant_type => 'password' . 'd' x 1_000_000) ],
+    [ 'grant_type 0',                          'UNSUPPORTED_GRANT_TYPE', TOK(grant_type => 0) ],
+    [ 'grant_type -1',                         'UNSUPPORTED_GRANT_TYPE', TOK(grant_type => -1) ],
+    [ 'grant_type 1.5',                        'UNSUPPORTED_GRANT_TYPE', TOK(grant_type => 1.5) ],
+    [ 'grant_type true',                       'UNSUPPORTED_GRANT_TYPE', TOK(grant_type => JSON::PP::true) ],
+    [ 'grant_type false',                      'UNSUPPORTED_GRANT_TYPE', TOK(grant_type => JSON::PP::false) ],
+    [ 'grant_type {}',                         'UNSUPPORTED_GRANT_TYPE', TOK(grant_type => {}) ],
+    [ 'grant_type []',                         'UNSUPPORTED_GRANT_TYPE', TOK(grant_type => []) ],
+    [ 'grant_type ["refresh_token"]',          'UNSUPPORTED_GRANT_TYPE', GRANTRAW(qq({"grant_type":["refresh_token"],"refresh_token":"$RA"})) ],
+    [ "grant_type {\"refresh_token\":A's}",    'UNSUPPORTED_GRANT_TYPE', GRANTRAW(qq({"grant_type":{"refresh_token":"$RA"}})) ],
+    [ 'grant_type null: the password grant',   'MISSING_FIELDS', N(POST => '/api/token', '{"grant_type":null,"password":"x"}') ],
+
     # --- request smuggling and malformed framing (raw sockets)
     [ 'smuggle: Content-Length + Transfer-Encoding', 'BAD_REQUEST',
       RAWK('POST /api/data HTTP/1.1', "${AUTH_A}Content-Type: application/json\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n",
@@ -667,6 +837,18 @@ subtest 'no smuggled request was processed' => sub {
         'no smug* or h* row in the table';
     is $s->sql("SELECT COUNT(*) FROM users WHERE username LIKE 'h70%'")->[0][0], 0,
         'no catalogue registration created a user';
+};
+
+subtest 'the account cases changed nothing' => sub {
+    my $r = $s->request(POST => '/api/token', { json => { grant_type => 'refresh_token', refresh_token => $RA } });
+    is $r->{status}, 200, "A's refresh token was not consumed: it rotates" or diag $r->{body};
+    is $r->{json}{data}{session_id} // '', $SA // 'missing', 'of the same session';
+    $r = $s->request(GET => '/api/data/a', { headers => $s->auth($T72 // 'x') });
+    $s->error_is($r, 'KEY_NOT_FOUND', 'the 72-byte user\'s token still works (not deleted)');
+    $r = $s->request(POST => '/api/token', { json => { username => $U72, password => $P72 } });
+    is $r->{status}, 200, 'and logs in with the same password (not changed)' or diag $r->{body};
+    $r = $s->request(POST => '/api/token', { json => { username => $A->{username}, password => $A->{password} } });
+    is $r->{status}, 200, 'A logs in with the same password (not changed)' or diag $r->{body};
 };
 
 # ---------------------------------------------------------------------------

@@ -270,8 +270,13 @@ sub semantic_errors {
         my $s401 = dig($r401, 'content', 'application/json', 'schema');
         my @c401 = $s401 ? error_codes($doc, $s401) : ();
         if ($bearer) {
+            # INVALID_TOKEN, and for the routes that check a password in
+            # the body (PUT /api/users/me/password, DELETE /api/users/me)
+            # INVALID_CREDENTIALS beside it: check_answer wants
+            # WWW-Authenticate on every INVALID_TOKEN answer.
             push @e, "$where: Bearer operation without 401 INVALID_TOKEN + WWW-Authenticate"
-                unless ("@c401" eq 'INVALID_TOKEN' || $m eq 'head' && $r401 && !$s401)
+                unless ((grep { $_ eq 'INVALID_TOKEN' } @c401) && !grep({ $_ ne 'INVALID_TOKEN' && $_ ne 'INVALID_CREDENTIALS' } @c401)
+                        || $m eq 'head' && $r401 && !$s401)
                     && dig($r401, 'headers', 'WWW-Authenticate');
         } else {
             push @e, "$where: INVALID_TOKEN on an operation without Bearer" if grep { $_ eq 'INVALID_TOKEN' } @c401;
@@ -331,9 +336,16 @@ sub router_errors {
     my $src = slurp("$SRCDIR/src/router.c");
     my ($table) = $src =~ /\broutes\[\]\s*=\s*\{(.*?)\n\};/s or return ('src/router.c: no route table');
     my %routed;
-    while ($table =~ /\{\s*(KEY_PREFIX|"[^"]*")\s*,\s*"([A-Z]+)"\s*,\s*(\d)/g) {
+    # A path is a string or a #defined name (KEY_PREFIX); one that ends
+    # in / is a prefix: the document's template right below it.
+    my %define = $src =~ /^#define\s+(\w+)\s+"([^"]*)"/mg;
+    while ($table =~ /\{\s*(\w+|"[^"]*")\s*,\s*"([A-Z]+)"\s*,\s*(\d)/g) {
         my ($p, $m, $auth) = ($1, lc $2, $3);
-        $p = $p eq 'KEY_PREFIX' ? $KEY_TPL : substr $p, 1, -1;
+        $p = $p =~ /\A"(.*)"\z/ ? $1 : $define{$p} // next;
+        if ($p =~ m{/\z}) {
+            my ($tpl) = grep { m{\A\Q$p\E\{[^{}/]+\}\z} } keys %{ $doc->{paths} };
+            $p = $tpl // $p;
+        }
         $routed{$p}{$m} = $auth;
     }
     $routed{'/api/openapi.json'} = { get => 0, head => 0 };    # nginx
@@ -382,6 +394,8 @@ sub template {
     # A trailing slash is the same route (API.md, Transport).
     (my $route = $n) =~ s{(?<=.)/\z}{};
     return ($KEY_TPL, $n) if index($route, '/api/data/') == 0;
+    return ('/api/sessions/{session_id}', $n)
+        if $route =~ m{\A/api/sessions/[^/]+\z} && $doc->{paths}{'/api/sessions/{session_id}'};
     return ($doc->{paths}{$route} ? $route : undef, $n);
 }
 
@@ -401,7 +415,8 @@ sub fallback {
     if (defined $tpl) {
         $r{400} = $R->('KeyBadRequest') if $tpl eq $KEY_TPL;
         $r{405} = $R->('MethodNotAllowed');
-        $r{429} = $R->('TooManyRequests') if $tpl eq '/api/token' || $tpl eq '/api/register';
+        $r{429} = $R->('TooManyRequests')
+            if grep { $tpl eq $_ } '/api/token', '/api/register', '/api/users/me', '/api/users/me/password';
         return (\%r, uc($m) . " $tpl (no such operation)");
     }
     if ($m eq 'options' && $norm =~ m{^/api/}) {
@@ -455,6 +470,8 @@ sub check_answer {
         } else {
             my $schema = dig($resp, 'content', 'application/json', 'schema');
             push @e, $schema ? map({"body $_"} $vs->validate($data, $schema)) : 'no application/json schema';
+            push @e, 'INVALID_TOKEN without WWW-Authenticate'
+                if ref $data eq 'HASH' && ($data->{code} // '') eq 'INVALID_TOKEN' && !defined $h->{'www-authenticate'};
         }
     }
     if ($st eq '405' && !$NGINX_405{$m} && defined $tpl && !ref $h->{allow}) {
@@ -701,7 +718,8 @@ subtest 'drive every operation' => sub {
     is req(GET => '/api/health')->{status}, 200, 'health';
     req(HEAD => '/api/health');
     # OPTIONS, nginx's errors, 405 and 404 everywhere
-    for my $p ('/api/register', '/api/token', '/api/data', '/api/data/k', '/api/health', '/api/nope') {
+    for my $p ('/api/register', '/api/token', '/api/data', '/api/data/k', '/api/health', '/api/nope',
+               '/api/users/me', '/api/users/me/password', '/api/sessions', '/api/sessions/x') {
         $s->raw("OPTIONS $p HTTP/1.1\r\nHost: x\r\nOrigin: http://example.com\r\n"
             . "Access-Control-Request-Method: PUT\r\nAccess-Control-Request-Headers: authorization, content-type\r\n"
             . "Connection: close\r\n\r\n");
@@ -713,10 +731,99 @@ subtest 'drive every operation' => sub {
     req($_, '/api/data') for qw(PUT DELETE PATCH);
     req($_, '/api/data/k') for qw(POST PATCH);
     req($_, '/api/health') for qw(POST PUT DELETE PATCH);
+    req($_, '/api/users/me') for qw(POST PUT);
+    req($_, '/api/users/me/password') for qw(GET POST DELETE PATCH);
+    req($_, '/api/sessions') for qw(POST PUT PATCH);
+    req($_, '/api/sessions/x') for qw(GET POST PUT PATCH);
     req($_, '/api/nope') for qw(GET POST);
     req(GET => '/nope');
     $s->raw("TRACE /api/data HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     $s->raw("GARBAGE\r\n\r\n");
+};
+
+# The account and session operations of issue 14, with every status and
+# code they answer from outside (ACCOUNT_DISABLED by SQL, as its tests).
+subtest 'drive the account and session operations' => sub {
+    my $n = "oasme_$$";
+    my $login = sub {
+        my ($pw) = @_;
+        my $r = req(POST => '/api/token', json => { username => $n, password => $pw });
+        return { %{ ref $r->{json} eq 'HASH' && ref $r->{json}{data} eq 'HASH' ? $r->{json}{data} : {} }, status => $r->{status} };
+    };
+    my $bearer = sub { { Authorization => 'Bearer ' . ($_[0]{access_token} // 'x') } };
+    is req(POST => '/api/register', json => { username => $n, email => "$n\@example.com", password => 'correct horse',
+        full_name => 'O A S Me', age => 20, gender => 'x' })->{status}, 201, 'register';
+    my $t = $login->('correct horse');
+    is $t->{status}, 200, 'log in';
+    # POST /api/token: the refresh grant and its refusals, the lock-out, a disabled account.
+    my $r = req(POST => '/api/token', json => { grant_type => 'refresh_token', refresh_token => $t->{refresh_token} });
+    is $r->{status}, 200, 'refresh';
+    my $M = $bearer->($r->{json}{data} // {});
+    req(POST => '/api/token', json => { grant_type => 'refresh_token', refresh_token => 'A' x 43 });
+    req(POST => '/api/token', json => { grant_type => 'client_credentials' });
+    req(POST => '/api/token', json => { username => "oasghost_$$", password => "wrong horse $_" }) for 1 .. 5;
+    is req(POST => '/api/token', json => { username => "oasghost_$$", password => 'x' })->{status}, 429, 'locked out';
+    my $d = "oasdis_$$";
+    req(POST => '/api/register', json => { username => $d, email => "$d\@example.com", password => 'correct horse', full_name => 'D' });
+    ok eval { $s->sql("UPDATE users SET disabled_at = UTC_TIMESTAMP(6) WHERE username = '$d'"); 1 }, 'disable an account' or diag $@;
+    is req(POST => '/api/token', json => { username => $d, password => 'correct horse' })->{status}, 403, 'disabled';
+    # GET, HEAD, PATCH /api/users/me
+    is req(GET => '/api/users/me', h => $M)->{status}, 200, 'profile';
+    req(GET => '/api/users/me/', h => $M);
+    req(GET => '/api/users/me');
+    req(HEAD => '/api/users/me', h => $M);
+    req(HEAD => '/api/users/me');
+    is req(PATCH => '/api/users/me', h => $M, json => { full_name => 'New Name', age => undef, gender => 'y' })->{status},
+        200, 'change the profile';
+    req(PATCH => '/api/users/me', h => $M, json => { username => 'x' });
+    req(PATCH => '/api/users/me', h => $M, json => { age => 0 });
+    req(PATCH => '/api/users/me', h => $M, json => { email => $U->{email} });
+    req(PATCH => '/api/users/me', h => { %$M, 'Content-Type' => 'text/plain' }, body => '{}');
+    req(PATCH => '/api/users/me', json => {});
+    # PUT /api/users/me/password
+    req(PUT => '/api/users/me/password', h => $M, json => {});
+    req(PUT => '/api/users/me/password', h => $M, json => { current_password => 'correct horse', new_password => 'short' });
+    req(PUT => '/api/users/me/password', h => $M, json => { current_password => 'wrong horse', new_password => 'a new horse' });
+    req(PUT => '/api/users/me/password', h => { %$M, 'Content-Type' => 'text/plain' }, body => '{}');
+    req(PUT => '/api/users/me/password', json => {});
+    is req(PUT => '/api/users/me/password', h => $M, json => { current_password => 'correct horse', new_password => 'a new horse' })->{status},
+        200, 'change the password';
+    # GET, HEAD, DELETE /api/sessions and /api/sessions/{session_id}
+    my $t2 = $login->('a new horse');
+    is req(GET => '/api/sessions', h => $M)->{status}, 200, 'sessions';
+    req(GET => '/api/sessions/', h => $M);
+    req(GET => '/api/sessions');
+    req(HEAD => '/api/sessions', h => $M);
+    req(HEAD => '/api/sessions');
+    is req(DELETE => '/api/sessions/' . ($t2->{session_id} // 'x'), h => $M)->{status}, 200, 'revoke a session';
+    req(DELETE => '/api/sessions/' . ($t2->{session_id} // 'x'), h => $M);
+    req(DELETE => '/api/sessions/x');
+    $login->('a new horse');
+    is req(DELETE => '/api/sessions', h => $M)->{status}, 200, 'revoke the other sessions';
+    req(DELETE => '/api/sessions');
+    # DELETE /api/users/me
+    req(DELETE => '/api/users/me', h => $M, json => { password => 'wrong horse' });
+    req(DELETE => '/api/users/me', h => { %$M, 'Content-Type' => 'application/json' }, body => '[');
+    req(DELETE => '/api/users/me', h => { %$M, 'Content-Type' => 'text/plain' }, body => '{}');
+    req(DELETE => '/api/users/me', json => { password => 'a new horse' });
+    is req(DELETE => '/api/users/me', h => $M, json => { password => 'a new horse' })->{status}, 200, 'delete the account';
+};
+
+# The account routes without a database (the login rate limit is the
+# next subtest's).
+subtest '503 SERVICE_UNAVAILABLE on the account and session routes' => sub {
+    $s->restart_app(db_socket => $s->dir . '/no-such.sock');
+    my $B = { Authorization => 'Bearer ' . 'A' x 43 };
+    req(POST => '/api/token', json => { grant_type => 'refresh_token', refresh_token => 'A' x 43 });
+    is req(GET => '/api/users/me', h => $B)->{status}, 503, 'profile: 503';
+    req(HEAD => '/api/users/me', h => $B);
+    req(PATCH => '/api/users/me', h => $B, json => {});
+    req(DELETE => '/api/users/me', h => $B, json => { password => 'correct horse' });
+    req(PUT => '/api/users/me/password', h => $B, json => { current_password => 'correct horse', new_password => 'a new horse' });
+    is req(GET => '/api/sessions', h => $B)->{status}, 503, 'sessions: 503';
+    req(HEAD => '/api/sessions', h => $B);
+    req(DELETE => '/api/sessions', h => $B);
+    req(DELETE => '/api/sessions/' . 'A' x 22, h => $B);
 };
 
 subtest '503 SERVICE_UNAVAILABLE (no database) and 429 TOO_MANY_REQUESTS' => sub {
@@ -735,6 +842,8 @@ subtest '503 SERVICE_UNAVAILABLE (no database) and 429 TOO_MANY_REQUESTS' => sub
     req(POST => '/api/token', json => {});
     req(DELETE => '/api/token', auth => 1);
     req(GET => '/api/token');
+    req(PUT => '/api/users/me/password', auth => 1, json => { current_password => 'x', new_password => 'a new horse' }) for 1 .. 4;
+    req(DELETE => '/api/users/me', auth => 1, json => { password => 'x' }) for 1 .. 4;
     req(POST => '/api/data', auth => 1, json => { key => 'k', value => 1 });
     req(GET => '/api/data', auth => 1);
     req(HEAD => '/api/data', auth => 1);

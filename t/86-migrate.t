@@ -1,9 +1,11 @@
 # Schema migrations (kvapi-migrate, sql/migrations/): a database made from
 # the first schema keeps its rows through an upgrade, a second run changes
 # nothing, concurrent runs apply a migration once, a failed migration is
-# not recorded, and the migrations end in the very tables sql/schema.sql
-# makes.  Test-only migrations (numbered 99xx, in a temporary directory)
-# stand for the next release's, after every shipped one (@SHIPPED).
+# not recorded, the migrations end in the very tables sql/schema.sql
+# makes, and a round-1 database with users, keys and tokens takes the
+# sessions migration of issue 14 (its old tokens work on as sessions).
+# Test-only migrations (numbered 99xx, in a temporary directory) stand
+# for the next release's, after every shipped one (@SHIPPED).
 use strict;
 use warnings;
 use Cwd qw(abs_path);
@@ -12,6 +14,9 @@ use File::Copy qw(copy);
 use File::Temp qw(tempdir);
 use POSIX ();
 use Test::More;
+use lib 't/lib';
+use KVTest qw(json_is);
+use KVAccount qw(:all);
 
 my $SRCDIR = $ENV{KVAPI_SRCDIR} // abs_path(dirname(__FILE__) . '/..');
 my $BUILDDIR = $ENV{KVAPI_BUILDDIR} // $SRCDIR;
@@ -224,6 +229,82 @@ subtest '--create makes the database and a socket-identified user' => sub {
     ($rc, $out) = migrate($db, $MIGRATIONS, '--create');
     is($rc, 0, 'again: exit 0');
     like($out, qr/up to date/, 'again: up to date');
+};
+
+# Issue 14: the sessions migration (0002_sessions) on a database of
+# round 1.  Every user and key is kept, and the access tokens issued
+# before it keep working: each is a session of its own, without a refresh
+# token, listed with its own times (decisions), and revocable.  A stack
+# (KVTest, on this file's MariaDB) serves the upgraded database.
+subtest 'round 1 to sessions: users, keys and tokens kept; each old token a session' => sub {
+    my $db = new_db('sess', "$MIGRATIONS/0001_initial.sql");
+    my ($app, $pass) = ("${tag}_app", join '', map { ('a' .. 'z', 0 .. 9)[rand 36] } 1 .. 24);
+    push @users, $app;
+    sql(undef, "CREATE USER '$app'\@'localhost' IDENTIFIED BY '$pass';\n"
+        . "GRANT SELECT, INSERT, UPDATE, DELETE ON `$db`.* TO '$app'\@'localhost';\n");
+    my %pw = (alice => 'alice password 86', bob => 'bob password 86');
+    my %hash = map { $_ => crypt($pw{$_}, '$2b$04$' . substr("kvapi86${_}saltsaltsaltsalt", 0, 22)) } keys %pw;
+    like($hash{$_}, qr/\A\$2b\$04\$.{53}\z/, "setup: a bcrypt hash of ${_}'s password") for sort keys %hash;
+    # Whole seconds, so that the listed times are exact.
+    my $now = time;
+    my $at = sub { POSIX::strftime('%Y-%m-%d %H:%M:%S', gmtime($now + $_[0])) };
+    my $rfc = sub { POSIX::strftime('%Y-%m-%dT%H:%M:%SZ', gmtime($now + $_[0])) };
+    my %tok = (a1 => 'A1' . 'a' x 41, a2 => 'A2' . 'b' x 41, b => 'B0' . 'c' x 41, ax => 'AX' . 'd' x 41);
+    my @times = ([ a1 => 1, -600, 3000 ], [ a2 => 1, -300, 3300 ], [ b => 2, -100, 3500 ], [ ax => 1, -7200, -3600 ]);
+    sql($db, "INSERT INTO users (id, username, email, email_key, password_hash, full_name, age, gender, created_at) VALUES"
+        . " (1, 'alice', 'Alice\@example.com', 'alice\@example.com', '$hash{alice}', 'Alice', 30, 'female', '" . $at->(-86400) . "'),"
+        . " (2, 'bob', 'bob\@example.com', 'bob\@example.com', '$hash{bob}', 'Bob', NULL, NULL, '" . $at->(-86400) . "');\n"
+        . "INSERT INTO tokens (token_hash, user_id, created_at, expires_at) VALUES "
+        . join(', ', map { "(UNHEX(SHA2('$tok{$_->[0]}', 256)), $_->[1], '" . $at->($_->[2]) . "', '" . $at->($_->[3]) . "')" } @times)
+        . ";\nINSERT INTO data (user_id, k, v) VALUES (1, 'a', '1'), (1, 'b/c d', '{\"x\":[1,2]}'), (2, 'a', '\"two\"');\n");
+    my %before = map { $_ => rows($db, $_) } qw(users data);
+
+    my ($rc, $out) = migrate($db, $MIGRATIONS);
+    is($rc, 0, 'kvapi-migrate upgrades it') or diag $out;
+    like($out, qr/applied 0002_sessions$/m, 'applying 0002_sessions');
+    ok((grep { $_ == 2 } @{ versions($db) }), 'schema_version records 2');
+    is_deeply([ map { [ @$_[0 .. 8] ] } @{ rows($db, 'users') } ], $before{users}, 'users rows kept (the round-1 columns)');
+    is_deeply([ map { [ @$_[0 .. 5] ] } @{ rows($db, 'data') } ], [ map { [ @$_[0 .. 5] ] } @{ $before{data} } ],
+        'data rows kept');
+    ($rc, $out) = migrate($db, $MIGRATIONS);
+    like($out, qr/up to date/, 'a second run changes nothing');
+
+    my $s = eval { KVTest->start(external_db => 1, db_socket => "$var/run/mysqld.sock", db_name => $db,
+        db_user => $app, db_password => $pass) };
+    ok($s, 'a stack serves the upgraded database') or return diag $@;
+    my $get = sub { $s->request(GET => $_[1], { headers => $s->auth($tok{ $_[0] }) }) };
+    json_is($get->(a1 => '/api/data/a'), { status => 'success', data => { key => 'a', value => 1 } },
+        'alice\'s first old token reads her key');
+    json_is($get->(a2 => '/api/data/b%2Fc%20d'), { status => 'success', data => { key => 'b/c d', value => { x => [ 1, 2 ] } } },
+        'her second one too');
+    json_is($get->(b => '/api/data/a'), { status => 'success', data => { key => 'a', value => 'two' } },
+        'bob\'s reads his');
+    token_dead($s, $tok{ax}, 'the token that had expired before the upgrade stays refused');
+
+    my $r = $get->(a1 => '/api/sessions');
+    my $items = session_items($r);
+    my @ids = map { ref $_ eq 'HASH' ? $_->{session_id} // '' : '' } @$items;
+    like($_, qr/\A$B64{22}\z/, "an old token's session id: $_") for @ids;
+    json_is($r, { status => 'success', data => { items => [
+        { session_id => $ids[0] // 'missing', created_at => $rfc->(-300), refreshed_at => undef,
+          expires_at => $rfc->(3300), user_agent => undef, current => JSON::PP::false },
+        { session_id => $ids[1] // 'missing', created_at => $rfc->(-600), refreshed_at => undef,
+          expires_at => $rfc->(3000), user_agent => undef, current => JSON::PP::true },
+    ] } }, 'alice\'s two live old tokens are two sessions with their own times, newest first');
+    my $rb = session_items($get->(b => '/api/sessions'));
+    is(scalar @$rb, 1, 'bob has one session');
+
+    $r = $s->request(DELETE => '/api/sessions/' . ($ids[0] // 'missing'), { headers => $s->auth($tok{a1}) });
+    json_is($r, { status => 'success', message => 'Session revoked.' }, 'an old token\'s session can be revoked');
+    token_dead($s, $tok{a2}, 'and that token is then refused');
+    token_works($s, $tok{a1}, 'the other one still works');
+    my $t = login_ok($s, { username => 'alice', password => $pw{alice} }, 'alice logs in with her old password');
+    is(scalar @{ session_items($get->(a1 => '/api/sessions')) }, 2, 'a new session beside the old token\'s');
+    token_ok(refresh($s, $t->{refresh}), 'the new session rotates', session => $t->{session});
+    $r = $s->request(DELETE => '/api/token', { headers => $s->auth($tok{b}) });
+    is($r->{status}, 200, 'bob logs his old token out') or diag $r->{body};
+    token_dead($s, $tok{b}, 'then it is refused');
+    $s->stop;
 };
 
 # What the workers see: every table, column, key and option.

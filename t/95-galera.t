@@ -9,6 +9,11 @@
 #     username) split over both stacks: exactly one 201, the rest 409
 #     (a certification conflict is a deadlock error, retried by the
 #     worker, whose retry then sees the duplicate);
+#   - sessions (issue 14): a refresh on A, then the replay of the old
+#     refresh token on B is detected (INVALID_GRANT, the session ends on
+#     both); 32 refreshes of one token split over both stacks give one
+#     200; five failed logins through both stacks lock the username on
+#     both (the count is in the database);
 #   - node 1 is killed (kill -9) under load from both stacks: no write
 #     answered 2xx is lost (checked in the database of the surviving and
 #     the rejoined nodes, and through both stacks), both stacks keep
@@ -31,6 +36,7 @@ use File::Basename qw(dirname);
 use lib 't/lib';
 use KVTest;
 use KVLoad;
+use KVAccount qw(login login_ok token_ok refresh grant_error refresh_dead token_dead);
 
 my $BENCH = $ENV{KVAPI_GALERA_BENCH} || grep { $_ eq '--bench' } @ARGV;
 my $T0 = time;
@@ -251,6 +257,32 @@ is_deeply($st, {201 => 1, '409 USERNAME_EXISTS' => $N - 1},
     or diag explain $st;
 my $retries = () = ($A->log_text('kvapi') . $B->log_text('kvapi')) =~ /retrying/g;
 note("deadlock/certification retries logged by the workers so far: $retries");
+
+# --- Sessions and the lock-out across the cluster (issue 14) -----------
+
+# A refresh through A consumes the token for B too: its replay through B
+# is detected as reuse and ends the session on every node.
+my $su = $A->new_user('g95s');
+my $s1 = login_ok($A, $su, 'sessions: log in on A');
+my $s2 = token_ok(refresh($A, $s1->{refresh}), 'sessions: refresh on A', session => $s1->{session});
+grant_error($B, refresh($B, $s1->{refresh}), 'sessions: the consumed token replayed on B: INVALID_GRANT');
+token_dead($B, $s2->{access}, 'sessions: the newest access token is then dead on B');
+token_dead($A, $s2->{access}, 'sessions: and on A');
+token_dead($A, $s1->{access}, 'sessions: the first one too');
+refresh_dead($A, $s2->{refresh}, 'sessions: the newest refresh token is dead on A');
+my $s3 = login_ok($B, $su, 'sessions: the user logs in again on B');
+my $rbody = JSON::PP->new->encode({grant_type => 'refresh_token', refresh_token => $s3->{refresh} // 'missing'});
+$st = race('refresh one token', sub { (POST => '/api/token', op => 'refresh', body => $rbody) });
+is_deeply($st, {200 => 1, '401 INVALID_GRANT' => $N - 1},
+    'sessions: 32 refreshes of one token on both stacks: one 200, the rest 401 INVALID_GRANT')
+    or diag explain $st;
+# Failed logins are counted in the database: five through both stacks
+# lock the username on both.
+my $ghost = {username => "g95ghost_$$", password => 'wrong password 95'};
+is_deeply([ map { login($_ % 2 ? $A : $B, $ghost)->{status} } 1 .. 5 ], [ (401) x 5 ],
+    'lock-out: five failed logins of one username, alternating stacks: 401 each');
+$A->error_is(login($B, $ghost), 'ACCOUNT_LOCKED', 'lock-out: the 6th, on B: ACCOUNT_LOCKED');
+$A->error_is(login($A, $ghost), 'ACCOUNT_LOCKED', 'lock-out: on A too');
 
 # --- Kill node 1 under load from both stacks ----------------------------
 

@@ -39,8 +39,8 @@ use POSIX ();
 use Test::More ();
 use Time::HiRes ();
 
-# The error table of API.md ("Validation and errors" and "Beyond the
-# seed"), word for word: code => [HTTP status, message].
+# The error table of API.md ("Validation and errors", "Beyond the seed"
+# and "Accounts and sessions"), word for word: code => [HTTP status, message].
 our %ERRORS = (
     INVALID_REQUEST => [400, 'Invalid request. Please provide all required fields: username, email, password, full_name.'],
     INVALID_PASSWORD => [400, 'The provided password does not meet the requirements. Password must be 8 to 72 bytes long.'],
@@ -66,6 +66,14 @@ our %ERRORS = (
     INTERNAL_SERVER_ERROR => [500, 'An internal server error occurred. Please try again later.'],
     PRECONDITION_FAILED => [412, 'The resource has changed since it was read.'],
     INVALID_QUERY => [400, 'The query parameters are not valid.'],
+    # "Accounts and sessions".
+    INVALID_GRANT => [401, 'The refresh token is not valid.'],
+    UNSUPPORTED_GRANT_TYPE => [400, 'The grant type is not supported.'],
+    INVALID_PROFILE => [400, 'The profile fields are not valid.'],
+    MISSING_PASSWORDS => [400, 'Please provide both current_password and new_password.'],
+    SESSION_NOT_FOUND => [404, 'The session does not exist.'],
+    ACCOUNT_DISABLED => [403, 'This account is disabled.'],
+    ACCOUNT_LOCKED => [429, 'Too many failed login attempts. Please try again later.'],
 );
 
 # Headers the table puts beside some statuses ("401 + WWW-Authenticate").
@@ -73,6 +81,8 @@ our %ERROR_HEADERS = (
     INVALID_TOKEN => ['www-authenticate', qr/^Bearer\b/i],
     METHOD_NOT_ALLOWED => ['allow', qr/\S/],
     TOO_MANY_REQUESTS => ['retry-after', qr/^\d+$/],
+    # Whole seconds until the lock-out ends, at least 1.
+    ACCOUNT_LOCKED => ['retry-after', qr/^[1-9][0-9]*$/],
 );
 
 # Lines that fail a test file when its logs hold them.  multiwatch says
@@ -548,7 +558,11 @@ sub stop {
 sub DESTROY { $_[0]->stop }
 
 END {
-    $_->stop for reverse @LIVE;
+    # A copy: stop() takes each stack out of @LIVE, which would free the
+    # elements a loop over @LIVE itself still walks (a file that died with
+    # two stacks left the second running).
+    my @live = reverse @LIVE;
+    $_->stop for @live;
 }
 
 # Write the config and start workers + nginx, on $port or a free one.

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -107,6 +108,62 @@ auth_token_new(char *tok, unsigned char *hash)
 	explicit_bzero(raw, sizeof raw);
 	auth_token_hash(tok, hash);
 	return n == TOKEN_LEN ? 0 : -1;
+}
+
+/*
+ * A new session id: SESSION_RAW random bytes as unpadded base64url
+ * (SESSION_LEN chars, NUL-terminated in text) and raw.  Public, not a
+ * secret: it names a session to its owner.
+ */
+int
+auth_session_new(char *text, unsigned char *raw)
+{
+	if (RAND_bytes(raw, SESSION_RAW) != 1) {
+		log_err("RAND_bytes failed");
+		return -1;
+	}
+	return b64url_encode(raw, SESSION_RAW, text, SESSION_LEN + 1) ==
+		SESSION_LEN
+	    ? 0
+	    : -1;
+}
+
+/*
+ * The key of a username's failed logins: SHA-256 of its ASCII-lowercased
+ * bytes, as usernames compare (and unknown ones alike).
+ */
+void
+auth_name_hash(const char *name, size_t len, unsigned char *hash)
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	unsigned char buf[64];
+	size_t n;
+
+	if (c == NULL || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1)
+		goto fail;
+	while (len > 0) {
+		n = len < sizeof buf ? len : sizeof buf;
+		for (size_t i = 0; i < n; i++) {
+			unsigned char ch = (unsigned char)name[i];
+
+			buf[i] = ch >= 'A' && ch <= 'Z'
+			    ? (unsigned char)(ch - 'A' + 'a')
+			    : ch;
+		}
+		if (EVP_DigestUpdate(c, buf, n) != 1)
+			goto fail;
+		name += n;
+		len -= n;
+	}
+	if (EVP_DigestFinal_ex(c, hash, NULL) != 1)
+		goto fail;
+	EVP_MD_CTX_free(c);
+	return;
+fail:
+	/* Counted under one key rather than none: still a lock-out. */
+	log_err("SHA-256 of a username failed");
+	memset(hash, 0, HASH_LEN);
+	EVP_MD_CTX_free(c);
 }
 
 /* A row version: random, so a re-created key never repeats an ETag. */

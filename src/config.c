@@ -49,6 +49,11 @@ static const struct key {
     {"db_galera", OFF(db_galera), 0, 1, K_UINT, 1},
     {"token_lifetime", OFF(token_lifetime), 1, 315360000, K_LL, 1},
     {"token_purge_interval", OFF(token_purge_interval), 0, 86400, K_LL, 1},
+    {"refresh_lifetime", OFF(refresh_lifetime), 1, 315360000, K_LL, 1},
+    {"login_max_failures", OFF(login_max_failures), 1, 1000000, K_UINT, 1},
+    {"login_failure_window", OFF(login_failure_window), 1, 31536000, K_LL, 1},
+    {"quota_keys", OFF(quota_keys), 1, 1000000000, K_LL, 1},
+    {"quota_bytes", OFF(quota_bytes), 1, 1LL << 50, K_LL, 1},
     {"bcrypt_cost", OFF(bcrypt_cost), 4, 31, K_COST, 1},
     {"value_max", OFF(value_max), 16, 64LL << 20, K_SIZE, 1},
     {"body_max", OFF(body_max), 1024, 80LL << 20, K_SIZE, 1},
@@ -79,6 +84,11 @@ set_defaults(void)
 	cfg.db_write_timeout = 10;
 	cfg.token_lifetime = 3600;
 	cfg.token_purge_interval = 300;
+	cfg.refresh_lifetime = 2592000;
+	cfg.login_max_failures = 5;
+	cfg.login_failure_window = 900;
+	cfg.quota_keys = 100000;
+	cfg.quota_bytes = 104857600;
 	cfg.bcrypt_cost = 12;
 	cfg.value_max = 1048576;
 	cfg.body_max = 1048576 + 65536;

@@ -37,6 +37,28 @@ enum stmt {
 	ST_DATA_DELETE,
 	ST_DATA_DELETE_IF,
 	ST_DATA_LIST,
+	ST_TOKEN_SESSION,
+	ST_TOKEN_ACCOUNT,
+	ST_SESSION_INSERT,
+	ST_REFRESH_INSERT,
+	ST_FAILURES_COUNT,
+	ST_FAILURE_INSERT,
+	ST_FAILURES_CLEAR,
+	ST_REFRESH_CONSUME,
+	ST_REFRESH_SESSION,
+	ST_SESSION_REFRESHED,
+	ST_SESSION_DELETE,
+	ST_SESSION_DELETE_OWN,
+	ST_SESSIONS_DELETE_OTHERS,
+	ST_TOKENS_DELETE_OTHERS,
+	ST_SESSIONS_LIST,
+	ST_PROFILE,
+	ST_PROFILE_UPDATE,
+	ST_PASSWORD_SET,
+	ST_USER_DELETE,
+	ST_SESSION_PURGE,
+	ST_REFRESH_PURGE,
+	ST_FAILURES_PURGE,
 	ST__MAX
 };
 
@@ -47,6 +69,8 @@ enum stmt {
  * token is valid at that instant.
  */
 #define TOKEN_VALID "t.token_hash = ? AND t.expires_at > UTC_TIMESTAMP(6)"
+/* A UTC DATETIME as RFC 3339 text, to the second: 2026-12-01T09:00:00Z. */
+#define RFC3339(col) "DATE_FORMAT(" col ", '%Y-%m-%dT%H:%i:%sZ')"
 /* The token's user, with that user's row of key k if there is one. */
 #define TOKEN_AND_KEY                                                          \
 	" FROM tokens t LEFT JOIN data d ON d.user_id = t.user_id "            \
@@ -76,12 +100,12 @@ static const struct {
 	"VALUES (?, ?, ?, ?, ?, ?, ?)",
 	1},
     [ST_USER_LOOKUP] = {"user_lookup",
-	"SELECT id, password_hash FROM users "
+	"SELECT id, password_hash, disabled_at IS NOT NULL FROM users "
 	"WHERE username = ?",
 	0},
     [ST_TOKEN_INSERT] = {"token_insert",
-	"INSERT INTO tokens (token_hash, user_id, "
-	"created_at, expires_at) VALUES (?, ?, UTC_TIMESTAMP(6), "
+	"INSERT INTO tokens (token_hash, user_id, session_id, "
+	"created_at, expires_at) VALUES (?, ?, ?, UTC_TIMESTAMP(6), "
 	"UTC_TIMESTAMP(6) + INTERVAL ? SECOND)",
 	1},
     [ST_TOKEN_USER] = {"token_user",
@@ -115,6 +139,120 @@ static const struct {
 	"SELECT k, v FROM data WHERE user_id = ? AND k > ? "
 	"AND k LIKE ? ORDER BY k LIMIT ?",
 	0},
+    /* The sessions' statements (migration 0002): a login opens a
+     * session, a refresh rotates its refresh token, ending one deletes
+     * it and, by the foreign keys, its tokens. */
+    [ST_TOKEN_SESSION] = {"token_session",
+	"SELECT t.user_id, t.session_id FROM tokens t WHERE " TOKEN_VALID, 0},
+    [ST_TOKEN_ACCOUNT] = {"token_account",
+	"SELECT t.user_id, t.session_id, u.password_hash FROM tokens t "
+	"JOIN users u ON u.id = t.user_id WHERE " TOKEN_VALID,
+	0},
+    /* Only while the password is the one the login checked: a change
+     * that committed meanwhile makes this insert nothing. */
+    [ST_SESSION_INSERT] = {"session_insert",
+	"INSERT INTO sessions (id, user_id, created_at, expires_at, "
+	"user_agent) SELECT ?, id, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6) + "
+	"INTERVAL ? SECOND, ? FROM users WHERE id = ? AND password_hash = ? "
+	"AND disabled_at IS NULL",
+	1},
+    [ST_REFRESH_INSERT] = {"refresh_insert",
+	"INSERT INTO refresh_tokens (token_hash, session_id, created_at, "
+	"expires_at) VALUES (?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6) + "
+	"INTERVAL ? SECOND)",
+	1},
+    /* The failures in the window, and the seconds until the oldest
+     * leaves it. */
+    [ST_FAILURES_COUNT] = {"failures_count",
+	"SELECT COUNT(*), GREATEST(1, COALESCE(CEIL(TIMESTAMPDIFF("
+	"MICROSECOND, UTC_TIMESTAMP(6), MIN(failed_at) + INTERVAL ? SECOND) "
+	"/ 1000000), 1)) FROM login_failures WHERE name_hash = ? AND "
+	"failed_at > UTC_TIMESTAMP(6) - INTERVAL ? SECOND",
+	0},
+    [ST_FAILURE_INSERT] = {"failure_insert",
+	"INSERT INTO login_failures (name_hash, failed_at) "
+	"VALUES (?, UTC_TIMESTAMP(6))",
+	1},
+    [ST_FAILURES_CLEAR] = {"failures_clear",
+	"DELETE FROM login_failures WHERE name_hash = ?", 1},
+    /* The check and the consumption are one statement: of two refreshes
+     * with one token, one changes the row. */
+    [ST_REFRESH_CONSUME] = {"refresh_consume",
+	"UPDATE refresh_tokens SET consumed_at = UTC_TIMESTAMP(6) "
+	"WHERE token_hash = ? AND consumed_at IS NULL "
+	"AND expires_at > UTC_TIMESTAMP(6)",
+	1},
+    [ST_REFRESH_SESSION] = {"refresh_session",
+	"SELECT r.session_id, s.user_id, u.disabled_at IS NOT NULL, "
+	"r.consumed_at IS NOT NULL FROM refresh_tokens r "
+	"JOIN sessions s ON s.id = r.session_id "
+	"JOIN users u ON u.id = s.user_id WHERE r.token_hash = ? FOR UPDATE",
+	0},
+    [ST_SESSION_REFRESHED] = {"session_refreshed",
+	"UPDATE sessions SET refreshed_at = UTC_TIMESTAMP(6), expires_at = "
+	"UTC_TIMESTAMP(6) + INTERVAL ? SECOND WHERE id = ?",
+	1},
+    [ST_SESSION_DELETE] = {"session_delete",
+	"DELETE FROM sessions WHERE id = ?", 1},
+    [ST_SESSION_DELETE_OWN] = {"session_delete_own",
+	"DELETE FROM sessions WHERE id = ? AND user_id = ? "
+	"AND expires_at > UTC_TIMESTAMP(6)",
+	1},
+    [ST_SESSIONS_DELETE_OTHERS] = {"sessions_delete_others",
+	"DELETE FROM sessions WHERE user_id = ? AND id <> ?", 1},
+    /* Tokens of no session (a 0.1.0 worker's) but the given one. */
+    [ST_TOKENS_DELETE_OTHERS] = {"tokens_delete_others",
+	"DELETE FROM tokens WHERE user_id = ? AND session_id IS NULL "
+	"AND token_hash <> ?",
+	1},
+    [ST_SESSIONS_LIST] = {"sessions_list",
+	"SELECT id, " RFC3339("created_at") ", " RFC3339(
+	    "refreshed_at") ", " RFC3339("expires_at") ", user_agent FROM "
+						       "sessions WHERE user_id "
+						       "= ? "
+						       "AND expires_at > "
+						       "UTC_TIMESTAMP(6) ORDER "
+						       "BY created_at DESC, id "
+						       "LIMIT 1000",
+	0},
+    /* The profile and its usage, as GET /api/users/me answers them. */
+    [ST_PROFILE] = {"profile",
+	"SELECT u.id, u.username, u.email, u.full_name, u.age, "
+	"u.gender, " RFC3339(
+	    "u.created_at") ", (SELECT COUNT(*) FROM data d "
+			    "WHERE d.user_id = u.id), (SELECT "
+			    "COALESCE(SUM(LENGTH(d.k) + "
+			    "LENGTH(d.v)), 0) FROM data d WHERE d.user_id = "
+			    "u.id) "
+			    "FROM tokens t JOIN users u ON u.id = t.user_id "
+			    "WHERE " TOKEN_VALID,
+	0},
+    /* Each column changes only when its flag says so. */
+    [ST_PROFILE_UPDATE] = {"profile_update",
+	"UPDATE users SET email = IF(?, ?, email), "
+	"email_key = IF(?, ?, email_key), full_name = IF(?, ?, full_name), "
+	"age = IF(?, ?, age), gender = IF(?, ?, gender) "
+	"WHERE id = (SELECT t.user_id FROM tokens t WHERE " TOKEN_VALID ")",
+	1},
+    [ST_PASSWORD_SET] = {"password_set",
+	"UPDATE users SET password_hash = ? WHERE id = ? "
+	"AND password_hash = ?",
+	1},
+    /* Sessions, tokens and data go with the user (foreign keys). */
+    [ST_USER_DELETE] = {"user_delete", "DELETE FROM users WHERE id = ?", 1},
+    /* A session outlives its refresh token by an access token's life. */
+    [ST_SESSION_PURGE] = {"session_purge",
+	"DELETE FROM sessions WHERE expires_at < UTC_TIMESTAMP(6) - "
+	"INTERVAL ? SECOND LIMIT 1000",
+	1},
+    [ST_REFRESH_PURGE] = {"refresh_purge",
+	"DELETE FROM refresh_tokens WHERE expires_at < UTC_TIMESTAMP(6) "
+	"LIMIT 1000",
+	1},
+    [ST_FAILURES_PURGE] = {"failures_purge",
+	"DELETE FROM login_failures WHERE failed_at < UTC_TIMESTAMP(6) - "
+	"INTERVAL ? SECOND LIMIT 1000",
+	1},
 };
 
 /*
@@ -132,9 +270,11 @@ static const struct {
     {ST_USER_INSERT, "uq_users_username", DBR_DUP_USERNAME},
     {ST_USER_INSERT, "uq_users_email_key", DBR_DUP_EMAIL},
     {ST_DATA_INSERT, "PRIMARY", DBR_DUP_KEY},
+    {ST_PROFILE_UPDATE, "uq_users_email_key", DBR_DUP_EMAIL},
 };
 
 static MYSQL *conn;
+static int in_tx; /* statements run inside tx() */
 static MYSQL_STMT *stmts[ST__MAX];
 static time_t last_used, last_logged;
 static double slow_failed; /* when a connect last failed slowly */
@@ -373,11 +513,12 @@ db_ping(void)
 }
 
 /*
- * Result columns: a fixed buffer (ints, short strings), or, with buffer
- * NULL, a string fetched at its real length into malloc'd memory.
+ * Result columns: a fixed buffer (ints, short strings; C_OPT: one that
+ * may be NULL, then ""), or, with buffer NULL, a string fetched at its
+ * real length into malloc'd memory.  .null says a column was NULL.
  */
 struct col {
-	enum { C_U64, C_BUF, C_ALLOC } type;
+	enum { C_U64, C_BUF, C_OPT, C_ALLOC } type;
 	void *buf;
 	size_t cap;
 	char **out;
@@ -386,7 +527,7 @@ struct col {
 	my_bool null;
 };
 
-#define MAXCOL 4
+#define MAXCOL 9
 
 /*
  * Which unique key a duplicate-entry error on statement st names:
@@ -443,10 +584,17 @@ fail(enum stmt st, MYSQL_STMT *s)
 	return DBR_ERR;
 }
 
+static int
+conflict(unsigned int e)
+{
+	return e == ER_LOCK_DEADLOCK || e == ER_LOCK_WAIT_TIMEOUT;
+}
+
 /*
  * Execute statement st.  Deadlocks are retried (autocommit: the whole
  * statement was rolled back); a read that found the connection dead is
- * retried once on a new one.
+ * retried once on a new one.  Inside a transaction (tx) neither: the
+ * transaction is what is tried again.
  */
 static enum dbr
 exec(enum stmt st, MYSQL_BIND *par)
@@ -456,21 +604,24 @@ exec(enum stmt st, MYSQL_BIND *par)
 	enum dbr r;
 
 	for (int tries = 1;; tries++) {
-		if (ready() == -1)
+		if (!in_tx && ready() == -1)
 			return DBR_DOWN;
 		s = stmts[st];
 		if (mysql_stmt_bind_param(s, par) == 0 &&
 		    mysql_stmt_execute(s) == 0)
 			return DBR_OK;
 		e = mysql_stmt_errno(s);
-		if ((e == ER_LOCK_DEADLOCK || e == ER_LOCK_WAIT_TIMEOUT) &&
-		    tries < RETRY_DEADLOCK) {
+		if (in_tx && conflict(e)) {
+			mysql_stmt_reset(s);
+			return DBR_CONFLICT;
+		}
+		if (conflict(e) && tries < RETRY_DEADLOCK) {
 			log_warn("statement %s: %s; retrying",
 			    statements[st].name, mysql_stmt_error(s));
 			continue;
 		}
 		r = fail(st, s);
-		if (r != DBR_DOWN || statements[st].write || tries > 1)
+		if (r != DBR_DOWN || statements[st].write || tries > 1 || in_tx)
 			return r;
 	}
 }
@@ -513,7 +664,11 @@ fetch(enum stmt st, MYSQL_STMT *s, MYSQL_BIND *res, struct col *cols, int ncol)
 
 		if (c->type == C_U64)
 			continue;
-		if (c->type == C_BUF) {
+		if (c->type == C_OPT && c->null) {
+			((char *)c->buf)[0] = '\0';
+			continue;
+		}
+		if (c->type == C_BUF || c->type == C_OPT) {
 			if (c->null || c->len >= c->cap) {
 				log_err("statement %s: column %d too long",
 				    statements[st].name, i);
@@ -575,6 +730,63 @@ run(enum stmt st, MYSQL_BIND *par, struct col *cols, int ncol,
 	*rows = (unsigned long long)rc;
 	mysql_stmt_free_result(s);
 	return DBR_OK;
+}
+
+/*
+ * Run fn(arg) inside one transaction: committed if it returns DBR_OK,
+ * rolled back otherwise.  A deadlock or, on Galera, a certification
+ * conflict (in a statement or at COMMIT) rolls back the whole
+ * transaction, which is then run again, up to RETRY_DEADLOCK times.  A
+ * lost connection is not retried: the outcome of a COMMIT is unknown.
+ */
+static enum dbr
+tx(const char *name, enum dbr (*fn)(void *), void *arg)
+{
+	enum dbr r;
+	unsigned int e;
+
+	for (int tries = 1;; tries++) {
+		if (ready() == -1)
+			return DBR_DOWN;
+		if (mysql_query(conn, "START TRANSACTION") != 0) {
+			e = mysql_errno(conn);
+			goto failed;
+		}
+		in_tx = 1;
+		r = fn(arg);
+		in_tx = 0;
+		if (conn == NULL) /* lost: fail() closed it */
+			return r;
+		if (r != DBR_OK) {
+			if (mysql_rollback(conn) != 0) {
+				e = mysql_errno(conn);
+				goto failed;
+			}
+			if (r == DBR_CONFLICT && tries < RETRY_DEADLOCK) {
+				log_warn("transaction %s: a conflict; retrying",
+				    name);
+				continue;
+			}
+			return r;
+		}
+		if (mysql_commit(conn) == 0)
+			return DBR_OK;
+		e = mysql_errno(conn);
+		if (conflict(e) && tries < RETRY_DEADLOCK) {
+			log_warn("transaction %s: %s; retrying", name,
+			    mysql_error(conn));
+			continue;
+		}
+	failed:
+		in_tx = 0;
+		log_err("transaction %s: %u %s", name, e, mysql_error(conn));
+		if (lost(e)) {
+			db_close();
+			slow_failed = 0;
+			return DBR_DOWN;
+		}
+		return conflict(e) ? DBR_CONFLICT : DBR_ERR;
+	}
 }
 
 /* MYSQL_BIND wants a void * even for parameters it only reads. */
@@ -658,32 +870,24 @@ db_user_insert(const char *username, const char *email, const char *email_key,
 }
 
 enum dbr
-db_user_lookup(const char *username, uint64_t *id, char *hash, size_t cap)
+db_user_lookup(
+    const char *username, uint64_t *id, char *hash, size_t cap, int *disabled)
 {
 	MYSQL_BIND p[1];
-	struct col c[2] = {
+	uint64_t off = 0;
+	struct col c[3] = {
 	    {C_U64, id, 0, NULL, NULL, 0, 0},
 	    {C_BUF, hash, cap, NULL, NULL, 0, 0},
+	    {C_U64, &off, 0, NULL, NULL, 0, 0},
 	};
 	unsigned long long rows;
 	enum dbr r;
 
 	bind_str(&p[0], username, strlen(username));
-	if ((r = run(ST_USER_LOOKUP, p, c, 2, &rows)) != DBR_OK)
+	if ((r = run(ST_USER_LOOKUP, p, c, 3, &rows)) != DBR_OK)
 		return r;
+	*disabled = off != 0;
 	return rows ? DBR_OK : DBR_NONE;
-}
-
-enum dbr
-db_token_insert(const unsigned char *hash, uint64_t user, long long life)
-{
-	MYSQL_BIND p[3];
-	unsigned long long rows;
-
-	bind_blob(&p[0], hash, HASH_LEN);
-	bind_u64(&p[1], &user);
-	bind_ll(&p[2], &life);
-	return run(ST_TOKEN_INSERT, p, NULL, 0, &rows);
 }
 
 /* The user of a valid token; DBR_NOAUTH if it is not valid. */
@@ -701,25 +905,82 @@ db_token_user(const unsigned char *tok, uint64_t *user)
 	return rows ? DBR_OK : DBR_NOAUTH;
 }
 
-/* Revoke a valid token; DBR_NOAUTH if it is not valid. */
-enum dbr
-db_token_delete(const unsigned char *tok)
+/* The user and session of a valid token; DBR_NOAUTH if it is not. */
+static enum dbr
+token_session(
+    const unsigned char *tok, uint64_t *user, unsigned char *sid, int *has)
 {
 	MYSQL_BIND p[1];
+	char id[SESSION_RAW + 1];
+	struct col c[2] = {
+	    {C_U64, user, 0, NULL, NULL, 0, 0},
+	    {C_OPT, id, sizeof id, NULL, NULL, 0, 0},
+	};
 	unsigned long long rows;
 	enum dbr r;
 
 	bind_blob(&p[0], tok, HASH_LEN);
-	if ((r = run(ST_TOKEN_DELETE, p, NULL, 0, &rows)) != DBR_OK)
+	if ((r = run(ST_TOKEN_SESSION, p, c, 2, &rows)) != DBR_OK)
+		return r;
+	if (rows == 0)
+		return DBR_NOAUTH;
+	*has = !c[1].null && c[1].len == SESSION_RAW;
+	if (*has)
+		memcpy(sid, id, SESSION_RAW);
+	return DBR_OK;
+}
+
+/*
+ * End the whole session of a valid token (its access tokens and its
+ * refresh token: the foreign keys delete them); a token of no session
+ * (a 0.1.0 worker's) alone.  DBR_NOAUTH if the token is not valid.
+ */
+enum dbr
+db_token_end(const unsigned char *tok)
+{
+	MYSQL_BIND p[1];
+	unsigned char sid[SESSION_RAW];
+	uint64_t user;
+	unsigned long long rows;
+	enum dbr r;
+	int has;
+
+	if ((r = token_session(tok, &user, sid, &has)) != DBR_OK)
+		return r;
+	if (has)
+		bind_blob(&p[0], sid, SESSION_RAW);
+	else
+		bind_blob(&p[0], tok, HASH_LEN);
+	if ((r = run(has ? ST_SESSION_DELETE : ST_TOKEN_DELETE, p, NULL, 0,
+		 &rows)) != DBR_OK)
 		return r;
 	return rows ? DBR_OK : DBR_NOAUTH;
 }
 
-/* Delete up to 1000 expired tokens; *n says how many went. */
+/*
+ * Delete up to 1000 each of expired tokens, sessions past their refresh
+ * token and an access token's lifetime, expired refresh tokens, and
+ * failed logins out of the window; *n says how many rows went.
+ */
 enum dbr
 db_token_purge(unsigned long long *n)
 {
-	return run(ST_TOKEN_PURGE, NULL, NULL, 0, n);
+	static const enum stmt purges[] = {ST_TOKEN_PURGE, ST_SESSION_PURGE,
+	    ST_REFRESH_PURGE, ST_FAILURES_PURGE};
+	MYSQL_BIND p[1];
+	unsigned long long k;
+	enum dbr r;
+
+	*n = 0;
+	for (size_t i = 0; i < sizeof purges / sizeof purges[0]; i++) {
+		bind_ll(&p[0],
+		    purges[i] == ST_FAILURES_PURGE ? &cfg.login_failure_window
+						   : &cfg.token_lifetime);
+		if ((r = run(purges[i], p, NULL, 0, &k)) != DBR_OK)
+			return r;
+		*n += k;
+	}
+	return DBR_OK;
 }
 
 /*
@@ -873,4 +1134,399 @@ db_data_list(uint64_t user, const char *after, size_t alen, const char *like,
 		return fail(ST_DATA_LIST, s);
 	mysql_stmt_free_result(s);
 	return DBR_OK;
+}
+
+/*
+ * Accounts and sessions (migration 0002).  The statements above checked
+ * a data request's token as they ran; these first find the token's
+ * account (db_account) where the request needs more than its user.
+ */
+
+/* Failed logins of a username within the window, and the seconds until
+ * the oldest of them leaves it. */
+enum dbr
+db_login_failures(
+    const unsigned char *name, unsigned long long *count, long long *retry)
+{
+	MYSQL_BIND p[3];
+	uint64_t n = 0, secs = 1;
+	struct col c[2] = {
+	    {C_U64, &n, 0, NULL, NULL, 0, 0},
+	    {C_U64, &secs, 0, NULL, NULL, 0, 0},
+	};
+	unsigned long long rows;
+	enum dbr r;
+
+	bind_ll(&p[0], &cfg.login_failure_window);
+	bind_blob(&p[1], name, HASH_LEN);
+	bind_ll(&p[2], &cfg.login_failure_window);
+	if ((r = run(ST_FAILURES_COUNT, p, c, 2, &rows)) != DBR_OK)
+		return r;
+	*count = n;
+	*retry = (long long)secs;
+	return DBR_OK;
+}
+
+enum dbr
+db_login_failed(const unsigned char *name)
+{
+	MYSQL_BIND p[1];
+	unsigned long long rows;
+
+	bind_blob(&p[0], name, HASH_LEN);
+	return run(ST_FAILURE_INSERT, p, NULL, 0, &rows);
+}
+
+/* An access token and a refresh token of a session (both inserts of a
+ * login and of a refresh). */
+static enum dbr
+session_tokens(uint64_t user, const struct grant *g)
+{
+	MYSQL_BIND p[4];
+	unsigned long long rows;
+	enum dbr r;
+
+	bind_blob(&p[0], g->refresh_hash, HASH_LEN);
+	bind_blob(&p[1], g->session_raw, SESSION_RAW);
+	bind_ll(&p[2], &cfg.refresh_lifetime);
+	if ((r = run(ST_REFRESH_INSERT, p, NULL, 0, &rows)) != DBR_OK)
+		return r;
+	bind_blob(&p[0], g->access_hash, HASH_LEN);
+	bind_u64(&p[1], &user);
+	bind_blob(&p[2], g->session_raw, SESSION_RAW);
+	bind_ll(&p[3], &cfg.token_lifetime);
+	return run(ST_TOKEN_INSERT, p, NULL, 0, &rows);
+}
+
+struct login {
+	uint64_t user;
+	const char *hash, *agent;
+	const unsigned char *name;
+	const struct grant *g;
+};
+
+static enum dbr
+login_tx(void *arg)
+{
+	const struct login *l = arg;
+	MYSQL_BIND p[5];
+	unsigned long long rows;
+	enum dbr r;
+
+	bind_blob(&p[0], l->g->session_raw, SESSION_RAW);
+	bind_ll(&p[1], &cfg.refresh_lifetime);
+	bind_str(&p[2], l->agent, l->agent ? strlen(l->agent) : 0);
+	bind_u64(&p[3], &l->user);
+	bind_str(&p[4], l->hash, strlen(l->hash));
+	if ((r = run(ST_SESSION_INSERT, p, NULL, 0, &rows)) != DBR_OK)
+		return r;
+	if (rows == 0)
+		return DBR_NONE;
+	if ((r = session_tokens(l->user, l->g)) != DBR_OK)
+		return r;
+	bind_blob(&p[0], l->name, HASH_LEN);
+	return run(ST_FAILURES_CLEAR, p, NULL, 0, &rows);
+}
+
+/*
+ * Open the session of a login whose password matched hash: the session
+ * (user agent ua, or NULL), its refresh token and its first access token,
+ * and clear the username's failed logins, in one transaction.  DBR_NONE
+ * when the password changed (or the account was disabled) since it was
+ * read: nothing is opened.
+ */
+enum dbr
+db_login(uint64_t user, const char *hash, const unsigned char *name,
+    const char *ua, const struct grant *g)
+{
+	struct login l = {user, hash, ua, name, g};
+
+	return tx("login", login_tx, &l);
+}
+
+struct refresh {
+	const unsigned char *presented;
+	struct grant *g;
+	int reused, disabled;
+};
+
+static enum dbr
+refresh_tx(void *arg)
+{
+	struct refresh *f = arg;
+	MYSQL_BIND p[2];
+	char sid[SESSION_RAW + 1];
+	uint64_t user = 0, disabled = 0, consumed = 0;
+	struct col c[4] = {
+	    {C_BUF, sid, sizeof sid, NULL, NULL, 0, 0},
+	    {C_U64, &user, 0, NULL, NULL, 0, 0},
+	    {C_U64, &disabled, 0, NULL, NULL, 0, 0},
+	    {C_U64, &consumed, 0, NULL, NULL, 0, 0},
+	};
+	unsigned long long changed, rows;
+	enum dbr r;
+
+	f->reused = f->disabled = 0;
+	bind_blob(&p[0], f->presented, HASH_LEN);
+	if ((r = run(ST_REFRESH_CONSUME, p, NULL, 0, &changed)) != DBR_OK)
+		return r;
+	/* Locking read: what the consumption left, whoever did it. */
+	if ((r = run(ST_REFRESH_SESSION, p, c, 4, &rows)) != DBR_OK)
+		return r;
+	if (rows == 0 || c[0].len != SESSION_RAW)
+		return DBR_NONE; /* unknown: nothing to do */
+	memcpy(f->g->session_raw, sid, SESSION_RAW);
+	if (changed == 0) {
+		if (!consumed)
+			return DBR_NONE; /* expired */
+		/* A replay of a rotated token: end its session (committed,
+		 * the request is still refused). */
+		f->reused = 1;
+		bind_blob(&p[0], f->g->session_raw, SESSION_RAW);
+		return run(ST_SESSION_DELETE, p, NULL, 0, &rows);
+	}
+	if (disabled) {
+		f->disabled = 1;
+		return DBR_DISABLED;
+	}
+	bind_ll(&p[0], &cfg.refresh_lifetime);
+	bind_blob(&p[1], f->g->session_raw, SESSION_RAW);
+	if ((r = run(ST_SESSION_REFRESHED, p, NULL, 0, &rows)) != DBR_OK)
+		return r;
+	return session_tokens(user, f->g);
+}
+
+/*
+ * Rotate the refresh token whose hash is presented: consume it, and give
+ * its session the new tokens of g (g->session_raw is set to the
+ * session's id), in one transaction.  DBR_NONE for a token unknown,
+ * expired or consumed; a consumed one also ends its session (*reused).
+ * DBR_DISABLED when the account is disabled.
+ */
+enum dbr
+db_refresh(const unsigned char *presented, struct grant *g, int *reused)
+{
+	struct refresh f = {presented, g, 0, 0};
+	enum dbr r = tx("refresh", refresh_tx, &f);
+
+	*reused = r == DBR_OK && f.reused;
+	if (*reused)
+		return DBR_NONE;
+	return r;
+}
+
+/* The account of a valid token; DBR_NOAUTH if it is not. */
+enum dbr
+db_account(const unsigned char *tok, struct account *a)
+{
+	MYSQL_BIND p[1];
+	char sid[SESSION_RAW + 1];
+	struct col c[3] = {
+	    {C_U64, &a->user, 0, NULL, NULL, 0, 0},
+	    {C_OPT, sid, sizeof sid, NULL, NULL, 0, 0},
+	    {C_BUF, a->hash, sizeof a->hash, NULL, NULL, 0, 0},
+	};
+	unsigned long long rows;
+	enum dbr r;
+
+	bind_blob(&p[0], tok, HASH_LEN);
+	if ((r = run(ST_TOKEN_ACCOUNT, p, c, 3, &rows)) != DBR_OK)
+		return r;
+	if (rows == 0)
+		return DBR_NOAUTH;
+	a->has_session = !c[1].null && c[1].len == SESSION_RAW;
+	if (a->has_session)
+		memcpy(a->session, sid, SESSION_RAW);
+	return DBR_OK;
+}
+
+/* The profile of a valid token's user; DBR_NOAUTH if it is not valid. */
+enum dbr
+db_profile(const unsigned char *tok, struct profile *u)
+{
+	MYSQL_BIND p[1];
+	struct col c[9] = {
+	    {C_U64, &u->id, 0, NULL, NULL, 0, 0},
+	    {C_BUF, u->username, sizeof u->username, NULL, NULL, 0, 0},
+	    {C_BUF, u->email, sizeof u->email, NULL, NULL, 0, 0},
+	    {C_BUF, u->full_name, sizeof u->full_name, NULL, NULL, 0, 0},
+	    {C_U64, &u->age, 0, NULL, NULL, 0, 0},
+	    {C_OPT, u->gender, sizeof u->gender, NULL, NULL, 0, 0},
+	    {C_BUF, u->created, sizeof u->created, NULL, NULL, 0, 0},
+	    {C_U64, &u->keys, 0, NULL, NULL, 0, 0},
+	    {C_U64, &u->bytes, 0, NULL, NULL, 0, 0},
+	};
+	unsigned long long rows;
+	enum dbr r;
+
+	bind_blob(&p[0], tok, HASH_LEN);
+	if ((r = run(ST_PROFILE, p, c, 9, &rows)) != DBR_OK)
+		return r;
+	if (rows == 0)
+		return DBR_NOAUTH;
+	if (c[4].null)
+		u->age = 0;
+	u->has_gender = !c[5].null;
+	return DBR_OK;
+}
+
+/* Bind a flag (column is set) and its value, a string or NULL. */
+static void
+bind_change(MYSQL_BIND *p, const long long *flag, const char *v, int set_null)
+{
+	bind_ll(&p[0], flag);
+	bind_str(&p[1], set_null ? NULL : v, v ? strlen(v) : 0);
+}
+
+/*
+ * Change the profile of a valid token's user: each column of c that is
+ * not NULL.  A taken email: DBR_DUP_EMAIL.  The token is not checked
+ * here (no row changed may mean no change): db_profile after it does.
+ */
+enum dbr
+db_profile_update(const unsigned char *tok, const struct profile_change *c)
+{
+	static const long long yes = 1, no = 0;
+	MYSQL_BIND p[11];
+	long long age = c->age ? *c->age : 0;
+	unsigned long long rows;
+
+	bind_change(&p[0], c->email ? &yes : &no, c->email, 0);
+	bind_change(&p[2], c->email_key ? &yes : &no, c->email_key, 0);
+	bind_change(&p[4], c->full_name ? &yes : &no, c->full_name, 0);
+	bind_ll(&p[6], c->age ? &yes : &no);
+	if (age > 0)
+		bind_ll(&p[7], &age);
+	else
+		bind_str(&p[7], NULL, 0);
+	bind_change(&p[8], c->gender ? &yes : &no, c->gender,
+	    c->gender != NULL && *c->gender == '\0');
+	bind_blob(&p[10], tok, HASH_LEN);
+	return run(ST_PROFILE_UPDATE, p, NULL, 0, &rows);
+}
+
+struct pwchange {
+	const struct account *a;
+	const unsigned char *tok;
+	const char *hash;
+};
+
+static enum dbr
+password_tx(void *arg)
+{
+	const struct pwchange *w = arg;
+	MYSQL_BIND p[3];
+	static const unsigned char none[SESSION_RAW];
+	unsigned long long rows;
+	enum dbr r;
+
+	bind_str(&p[0], w->hash, strlen(w->hash));
+	bind_u64(&p[1], &w->a->user);
+	bind_str(&p[2], w->a->hash, strlen(w->a->hash));
+	if ((r = run(ST_PASSWORD_SET, p, NULL, 0, &rows)) != DBR_OK)
+		return r;
+	if (rows == 0)
+		return DBR_NONE;
+	bind_u64(&p[0], &w->a->user);
+	bind_blob(&p[1], w->a->has_session ? w->a->session : none, SESSION_RAW);
+	if ((r = run(ST_SESSIONS_DELETE_OTHERS, p, NULL, 0, &rows)) != DBR_OK)
+		return r;
+	bind_blob(&p[1], w->tok, HASH_LEN);
+	return run(ST_TOKENS_DELETE_OTHERS, p, NULL, 0, &rows);
+}
+
+/*
+ * Set the password of account a (whose hash it still has) to hash, and
+ * end every other session of the user, in one transaction.  DBR_NONE
+ * when the password changed since a was read.
+ */
+enum dbr
+db_password_change(
+    const struct account *a, const unsigned char *tok, const char *hash)
+{
+	struct pwchange w = {a, tok, hash};
+
+	return tx("password", password_tx, &w);
+}
+
+/* Delete a user: its sessions, tokens and data go with it (foreign keys,
+ * one statement, so one transaction). */
+enum dbr
+db_user_delete(uint64_t user)
+{
+	MYSQL_BIND p[1];
+	unsigned long long rows;
+	enum dbr r;
+
+	bind_u64(&p[0], &user);
+	if ((r = run(ST_USER_DELETE, p, NULL, 0, &rows)) != DBR_OK)
+		return r;
+	return rows ? DBR_OK : DBR_NONE;
+}
+
+/* A user's live sessions, newest first: fn gets each (and returns
+ * non-zero to stop). */
+enum dbr
+db_sessions(
+    uint64_t user, int (*fn)(void *, const struct session_row *), void *arg)
+{
+	MYSQL_BIND p[1], res[MAXCOL];
+	struct session_row row;
+	char id[SESSION_RAW + 1];
+	struct col c[5] = {
+	    {C_BUF, id, sizeof id, NULL, NULL, 0, 0},
+	    {C_BUF, row.created, sizeof row.created, NULL, NULL, 0, 0},
+	    {C_OPT, row.refreshed, sizeof row.refreshed, NULL, NULL, 0, 0},
+	    {C_BUF, row.expires, sizeof row.expires, NULL, NULL, 0, 0},
+	    {C_OPT, row.agent, sizeof row.agent, NULL, NULL, 0, 0},
+	};
+	MYSQL_STMT *s;
+	enum dbr r;
+	int rc, stop = 0;
+
+	bind_u64(&p[0], &user);
+	if ((r = exec(ST_SESSIONS_LIST, p)) != DBR_OK)
+		return r;
+	s = stmts[ST_SESSIONS_LIST];
+	if (bind_cols(s, res, c, 5) != 0)
+		return fail(ST_SESSIONS_LIST, s);
+	while ((rc = fetch(ST_SESSIONS_LIST, s, res, c, 5)) == 1) {
+		if (stop || c[0].len != SESSION_RAW)
+			continue;
+		memcpy(row.id, id, SESSION_RAW);
+		row.refreshed_null = c[2].null;
+		row.agent_null = c[4].null;
+		stop = fn(arg, &row);
+	}
+	if (rc == -1)
+		return fail(ST_SESSIONS_LIST, s);
+	mysql_stmt_free_result(s);
+	return DBR_OK;
+}
+
+/* End a live session of user; DBR_NONE if there is no such. */
+enum dbr
+db_session_end(uint64_t user, const unsigned char *sid)
+{
+	MYSQL_BIND p[2];
+	unsigned long long rows;
+	enum dbr r;
+
+	bind_blob(&p[0], sid, SESSION_RAW);
+	bind_u64(&p[1], &user);
+	if ((r = run(ST_SESSION_DELETE_OWN, p, NULL, 0, &rows)) != DBR_OK)
+		return r;
+	return rows ? DBR_OK : DBR_NONE;
+}
+
+/* End every session of a's user but a's own; *n how many. */
+enum dbr
+db_sessions_end_others(const struct account *a, unsigned long long *n)
+{
+	static const unsigned char none[SESSION_RAW];
+	MYSQL_BIND p[2];
+
+	bind_u64(&p[0], &a->user);
+	bind_blob(&p[1], a->has_session ? a->session : none, SESSION_RAW);
+	return run(ST_SESSIONS_DELETE_OTHERS, p, NULL, 0, n);
 }

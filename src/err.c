@@ -63,6 +63,20 @@ static const struct err_info errs[ERR__MAX] = {
 	"The resource has changed since it was read."},
     [ERR_INVALID_QUERY] = {400, "INVALID_QUERY",
 	"The query parameters are not valid."},
+    [ERR_INVALID_GRANT] = {401, "INVALID_GRANT",
+	"The refresh token is not valid."},
+    [ERR_UNSUPPORTED_GRANT_TYPE] = {400, "UNSUPPORTED_GRANT_TYPE",
+	"The grant type is not supported."},
+    [ERR_INVALID_PROFILE] = {400, "INVALID_PROFILE",
+	"The profile fields are not valid."},
+    [ERR_MISSING_PASSWORDS] = {400, "MISSING_PASSWORDS",
+	"Please provide both current_password and new_password."},
+    [ERR_SESSION_NOT_FOUND] = {404, "SESSION_NOT_FOUND",
+	"The session does not exist."},
+    [ERR_ACCOUNT_DISABLED] = {403, "ACCOUNT_DISABLED",
+	"This account is disabled."},
+    [ERR_ACCOUNT_LOCKED] = {429, "ACCOUNT_LOCKED",
+	"Too many failed login attempts. Please try again later."},
     [ERR_SERVICE_UNAVAILABLE] = {503, "SERVICE_UNAVAILABLE",
 	"The service is temporarily unavailable. Please try again later."},
     [ERR_INTERNAL] = {500, "INTERNAL_SERVER_ERROR",
@@ -92,6 +106,8 @@ err_of_db(enum dbr d, enum err none)
 	    [DBR_DUP_USERNAME] = ERR_USERNAME_EXISTS,
 	    [DBR_DUP_EMAIL] = ERR_EMAIL_EXISTS,
 	    [DBR_DUP_KEY] = ERR_KEY_EXISTS,
+	    [DBR_DISABLED] = ERR_ACCOUNT_DISABLED,
+	    [DBR_CONFLICT] = ERR_SERVICE_UNAVAILABLE,
 	    [DBR_DOWN] = ERR_SERVICE_UNAVAILABLE,
 	    [DBR_ERR] = ERR_INTERNAL,
 	};
@@ -130,6 +146,7 @@ http_reason(int status)
 	case 304: return "Not Modified";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 409: return "Conflict";

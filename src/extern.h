@@ -19,6 +19,10 @@ struct cJSON;
 #define PASSWORD_MAX 72 /* bytes: bcrypt ignores the rest */
 #define ETAG_MAX     32
 #define KEY_PREFIX   "/api/data/" /* the path of a key is this, then the key */
+#define SESSION_RAW  16		  /* bytes of a session id */
+#define SESSION_LEN  22		  /* its base64url text, no padding */
+#define UA_MAX	     255	  /* bytes of a session's user agent */
+#define TIME_LEN     20		  /* RFC 3339 UTC: 2026-12-01T09:00:00Z */
 
 /*
  * The error table (err.c).  Handlers return one of these; only the
@@ -48,6 +52,13 @@ enum err {
 	ERR_TOO_MANY_REQUESTS,
 	ERR_PRECONDITION_FAILED,
 	ERR_INVALID_QUERY,
+	ERR_INVALID_GRANT,
+	ERR_UNSUPPORTED_GRANT_TYPE,
+	ERR_INVALID_PROFILE,
+	ERR_MISSING_PASSWORDS,
+	ERR_SESSION_NOT_FOUND,
+	ERR_ACCOUNT_DISABLED,
+	ERR_ACCOUNT_LOCKED,
 	ERR_SERVICE_UNAVAILABLE,
 	ERR_INTERNAL,
 	ERR__MAX
@@ -79,6 +90,11 @@ struct config {
 	unsigned int db_galera;
 	long long token_lifetime;
 	long long token_purge_interval;
+	long long refresh_lifetime;
+	unsigned int login_max_failures;
+	long long login_failure_window;
+	long long quota_keys; /* reported in GET /api/users/me */
+	long long quota_bytes;
 	int bcrypt_cost;
 	size_t value_max;
 	size_t body_max;
@@ -129,6 +145,11 @@ enum field_id {
 	F_LIMIT,
 	F_PREFIX,
 	F_CURSOR,
+	F_GRANT_TYPE,
+	F_REFRESH_TOKEN,
+	F_CURRENT_PASSWORD,
+	F_NEW_PASSWORD,
+	F_SESSION_ID,
 	F__MAX
 };
 enum field_in { IN_BODY, IN_PATH, IN_QUERY };
@@ -142,6 +163,8 @@ enum field_type {
 enum field_need {
 	FN_OPTIONAL, /* absent or null passes (.state tells which) */
 	FN_REQUIRED, /* present, not null, and not an empty string */
+	FN_NOT_NULL, /* absent passes; null does not */
+	FN_ABSENT,   /* must not be there at all, not even null */
 };
 struct field_value {
 	enum { FV_ABSENT = 0, FV_NULL, FV_SET } state;
@@ -160,6 +183,9 @@ struct field { // NOLINT(clang-analyzer-optin.performance.Padding)
 	enum field_need need;
 	int (*valid)(const struct field_value *); /* NULL: any of the type */
 	enum err err;				  /* what a failure answers */
+	/* NULL, or the row applies only when this says so of the fields
+	 * checked so far (the token grant's fields depend on grant_type). */
+	int (*when)(const struct field_value *);
 };
 
 /* The longest text a path or query field holds: a key. */
@@ -182,6 +208,7 @@ struct req {
 	const char *ctype;
 	const char *authz;
 	const char *origin;
+	const char *user_agent;
 	const char *acrh; /* Access-Control-Request-Headers */
 	const char *content_length;
 	const char *if_match;
@@ -204,6 +231,7 @@ struct req {
 	char etag[ETAG_MAX];
 	char allow[ALLOW_MAX];
 	const char *www_auth;
+	long long retry_after; /* seconds, for ACCOUNT_LOCKED */
 
 	/* Last, and not zeroed: field.c writes each before reading it. */
 	char texts[FIELD_TEXTS][FIELD_TEXT_MAX + 1]; /* decoded field text */
@@ -254,6 +282,12 @@ int valid_gender(const struct field_value *);
 int valid_key(const struct field_value *);
 int valid_prefix(const struct field_value *);
 int valid_limit(const struct field_value *);
+int valid_grant_type(const struct field_value *);
+int valid_token_text(const struct field_value *);
+int valid_session_id(const struct field_value *);
+int grant_password(const struct field_value *);
+int grant_refresh(const struct field_value *);
+size_t user_agent_clean(const char *, char *);
 
 /* field.c */
 enum err field_check(struct req *, const struct field *, size_t);
@@ -288,6 +322,8 @@ int auth_hash_with(const char *, const char *, char *, size_t);
 int auth_hash_password(const char *, char *, size_t);
 int auth_check_password(const char *, const char *);
 int auth_token_new(char *, unsigned char *);
+int auth_session_new(char *, unsigned char *);
+void auth_name_hash(const char *, size_t, unsigned char *);
 void auth_token_hash(const char *, unsigned char *);
 uint64_t auth_rand64(void);
 
@@ -299,6 +335,9 @@ enum dbr {
 	DBR_DUP_USERNAME, /* unique keys: the username is taken, */
 	DBR_DUP_EMAIL,	  /* the email, */
 	DBR_DUP_KEY,	  /* the user has this data key */
+	DBR_DISABLED,	  /* the account is disabled */
+	DBR_CONFLICT,	  /* a transaction lost a deadlock or certification
+			     three times: may be tried again */
 	DBR_DOWN,	  /* cannot reach the database */
 	DBR_ERR,	  /* anything else: logged */
 	DBR__MAX
@@ -311,11 +350,73 @@ void db_close(void);
 enum dbr db_ping(void);
 enum dbr db_user_insert(const char *, const char *, const char *, const char *,
     const char *, int, const char *, uint64_t *);
-enum dbr db_user_lookup(const char *, uint64_t *, char *, size_t);
-enum dbr db_token_insert(const unsigned char *, uint64_t, long long);
+enum dbr db_user_lookup(const char *, uint64_t *, char *, size_t, int *);
 enum dbr db_token_user(const unsigned char *, uint64_t *);
-enum dbr db_token_delete(const unsigned char *);
+enum dbr db_token_end(const unsigned char *);
 enum dbr db_token_purge(unsigned long long *);
+
+/*
+ * What a login or a refresh hands out: a new access token and refresh
+ * token (text for the client, SHA-256 for the database) and the
+ * session's id (new for a login; a refresh's is the session's own).
+ */
+struct grant {
+	char access[TOKEN_LEN + 1];
+	unsigned char access_hash[HASH_LEN];
+	char refresh[TOKEN_LEN + 1];
+	unsigned char refresh_hash[HASH_LEN];
+	char session[SESSION_LEN + 1];
+	unsigned char session_raw[SESSION_RAW];
+};
+enum dbr
+db_login_failures(const unsigned char *, unsigned long long *, long long *);
+enum dbr db_login_failed(const unsigned char *);
+enum dbr db_login(uint64_t, const char *, const unsigned char *, const char *,
+    const struct grant *);
+enum dbr db_refresh(const unsigned char *, struct grant *, int *);
+
+/* The account of a token: its user, its session, its password hash. */
+struct account {
+	uint64_t user;
+	unsigned char session[SESSION_RAW];
+	int has_session;
+	char hash[128];
+};
+enum dbr db_account(const unsigned char *, struct account *);
+struct profile {
+	uint64_t id;
+	char username[65];
+	char email[EMAIL_MAX + 1];
+	char full_name[4 * 128 + 1];
+	uint64_t age; /* 0: none */
+	int has_gender;
+	char gender[4 * 32 + 1];
+	char created[TIME_LEN + 1];
+	uint64_t keys, bytes;
+};
+enum dbr db_profile(const unsigned char *, struct profile *);
+/* A profile change: each field is set only when its pointer is not NULL
+ * (age 0 and gender "" clear them). */
+struct profile_change {
+	const char *email, *email_key, *full_name, *gender;
+	const long long *age;
+};
+enum dbr
+db_profile_update(const unsigned char *, const struct profile_change *);
+enum dbr
+db_password_change(const struct account *, const unsigned char *, const char *);
+enum dbr db_user_delete(uint64_t);
+struct session_row {
+	unsigned char id[SESSION_RAW];
+	char created[TIME_LEN + 1], refreshed[TIME_LEN + 1],
+	    expires[TIME_LEN + 1];
+	int refreshed_null, agent_null;
+	char agent[UA_MAX + 1];
+};
+enum dbr
+db_sessions(uint64_t, int (*)(void *, const struct session_row *), void *);
+enum dbr db_session_end(uint64_t, const unsigned char *);
+enum dbr db_sessions_end_others(const struct account *, unsigned long long *);
 enum dbr db_data_insert(const unsigned char *, const char *, size_t,
     const char *, size_t, uint64_t);
 enum dbr db_data_get(const unsigned char *, const char *, size_t, uint64_t *,
@@ -328,10 +429,17 @@ enum dbr
 db_data_list(uint64_t, const char *, size_t, const char *, size_t, long long,
     int (*)(void *, const char *, size_t, const char *, size_t), void *);
 
-/* handlers: h_user.c, h_token.c, h_data.c, h_health.c */
+/* handlers: h_user.c, h_token.c, h_session.c, h_data.c, h_health.c */
 struct outcome h_register(struct req *);
 struct outcome h_token(struct req *);
 struct outcome h_token_delete(struct req *);
+struct outcome h_me_get(struct req *);
+struct outcome h_me_patch(struct req *);
+struct outcome h_me_password(struct req *);
+struct outcome h_me_delete(struct req *);
+struct outcome h_sessions_list(struct req *);
+struct outcome h_sessions_end_others(struct req *);
+struct outcome h_session_end(struct req *);
 struct outcome h_data_post(struct req *);
 struct outcome h_data_get(struct req *);
 struct outcome h_data_put(struct req *);

@@ -129,9 +129,13 @@ check(struct req *r, const struct field *f, char *buf)
 		it = cJSON_GetObjectItemCaseSensitive(r->json, f->name);
 		if (it != NULL)
 			v->state = cJSON_IsNull(it) ? FV_NULL : FV_SET;
+		if (f->need == FN_ABSENT)
+			return v->state == FV_ABSENT ? ERR_OK : f->err;
 		if (v->state == FV_SET && (rc = from_json(f, it, v)) != 0)
 			return rc == -2 ? ERR_INTERNAL : f->err;
 	} else if (from_text(r, f, buf, v) == -1)
+		return f->err;
+	if (v->state == FV_NULL && f->need == FN_NOT_NULL)
 		return f->err;
 	if (v->state != FV_SET)
 		return f->need == FN_REQUIRED ? f->err : ERR_OK;
@@ -152,6 +156,8 @@ field_check(struct req *r, const struct field *fs, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		char *buf = NULL;
 
+		if (fs[i].when != NULL && !fs[i].when(r->field))
+			continue;
 		if (fs[i].in != IN_BODY) {
 			if (texts == FIELD_TEXTS) {
 				log_err("field %s: more than %d path and "

@@ -38,6 +38,7 @@ req_init(struct req *r, FCGX_Request *f)
 	r->if_none_match = param(f, "HTTP_IF_NONE_MATCH");
 	r->authz = param(f, "HTTP_AUTHORIZATION");
 	r->origin = param(f, "HTTP_ORIGIN");
+	r->user_agent = param(f, "HTTP_USER_AGENT");
 	r->acrh = param(f, "HTTP_ACCESS_CONTROL_REQUEST_HEADERS");
 	log_request_id = param(f, "REQUEST_ID");
 	if (r->method == NULL)

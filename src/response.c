@@ -114,6 +114,8 @@ resp_write(FCGX_Stream *out, struct req *r, enum err e)
 		resp_header(out, "ETag: %s\r\n", r->etag);
 	if (e == ERR_METHOD_NOT_ALLOWED && r->allow[0])
 		resp_header(out, "Allow: %s\r\n", r->allow);
+	if (e == ERR_ACCOUNT_LOCKED)
+		resp_header(out, "Retry-After: %lld\r\n", r->retry_after);
 	if (e == ERR_INVALID_TOKEN)
 		resp_header(out, "WWW-Authenticate: %s\r\n",
 		    r->www_auth ? r->www_auth : "Bearer realm=\"kvapi\"");

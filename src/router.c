@@ -29,35 +29,62 @@
  */
 // clang-format off
 static const struct field register_fields[] = {
-    {F_USERNAME,  "username",  IN_BODY, FT_STRING,     FN_REQUIRED, valid_username,  ERR_INVALID_REQUEST},
-    {F_EMAIL,     "email",     IN_BODY, FT_STRING,     FN_REQUIRED, valid_email,     ERR_INVALID_REQUEST},
+    {F_USERNAME,  "username",  IN_BODY, FT_STRING,     FN_REQUIRED, valid_username,  ERR_INVALID_REQUEST, NULL},
+    {F_EMAIL,     "email",     IN_BODY, FT_STRING,     FN_REQUIRED, valid_email,     ERR_INVALID_REQUEST, NULL},
     /* Any non-empty string first; its length is judged after full_name. */
-    {F_PASSWORD,  "password",  IN_BODY, FT_STRING_NUL, FN_REQUIRED, NULL,            ERR_INVALID_REQUEST},
-    {F_FULL_NAME, "full_name", IN_BODY, FT_STRING,     FN_REQUIRED, valid_full_name, ERR_INVALID_REQUEST},
-    {F_PASSWORD,  "password",  IN_BODY, FT_STRING_NUL, FN_REQUIRED, valid_password,  ERR_INVALID_PASSWORD},
-    {F_AGE,       "age",       IN_BODY, FT_INT,        FN_OPTIONAL, valid_age,       ERR_INVALID_AGE},
-    {F_GENDER,    "gender",    IN_BODY, FT_STRING,     FN_OPTIONAL, valid_gender,    ERR_INVALID_GENDER},
+    {F_PASSWORD,  "password",  IN_BODY, FT_STRING_NUL, FN_REQUIRED, NULL,            ERR_INVALID_REQUEST, NULL},
+    {F_FULL_NAME, "full_name", IN_BODY, FT_STRING,     FN_REQUIRED, valid_full_name, ERR_INVALID_REQUEST, NULL},
+    {F_PASSWORD,  "password",  IN_BODY, FT_STRING_NUL, FN_REQUIRED, valid_password,  ERR_INVALID_PASSWORD, NULL},
+    {F_AGE,       "age",       IN_BODY, FT_INT,        FN_OPTIONAL, valid_age,       ERR_INVALID_AGE, NULL},
+    {F_GENDER,    "gender",    IN_BODY, FT_STRING,     FN_OPTIONAL, valid_gender,    ERR_INVALID_GENDER, NULL},
 };
-/* Strings holding a U+0000 are strings: they match nobody (h_token.c). */
-static const struct field login_fields[] = {
-    {F_USERNAME,  "username",  IN_BODY, FT_STRING_NUL, FN_REQUIRED, NULL,            ERR_MISSING_FIELDS},
-    {F_PASSWORD,  "password",  IN_BODY, FT_STRING_NUL, FN_REQUIRED, NULL,            ERR_MISSING_FIELDS},
+/*
+ * The token's grant decides the rest: a login's username and password
+ * (strings holding a U+0000 are strings: they match nobody, h_token.c),
+ * or a refresh's token.
+ */
+static const struct field token_fields[] = {
+    {F_GRANT_TYPE, "grant_type", IN_BODY, FT_STRING, FN_OPTIONAL, valid_grant_type, ERR_UNSUPPORTED_GRANT_TYPE, NULL},
+    {F_USERNAME,  "username",  IN_BODY, FT_STRING_NUL, FN_REQUIRED, NULL,            ERR_MISSING_FIELDS, grant_password},
+    {F_PASSWORD,  "password",  IN_BODY, FT_STRING_NUL, FN_REQUIRED, NULL,            ERR_MISSING_FIELDS, grant_password},
+    {F_REFRESH_TOKEN, "refresh_token", IN_BODY, FT_STRING, FN_REQUIRED, valid_token_text, ERR_INVALID_GRANT, grant_refresh},
+};
+/* A profile change: register's rules; username and password not at all. */
+static const struct field profile_fields[] = {
+    {F_USERNAME,  "username",  IN_BODY, FT_STRING,     FN_ABSENT,   NULL,            ERR_INVALID_PROFILE, NULL},
+    {F_PASSWORD,  "password",  IN_BODY, FT_STRING,     FN_ABSENT,   NULL,            ERR_INVALID_PROFILE, NULL},
+    {F_EMAIL,     "email",     IN_BODY, FT_STRING,     FN_NOT_NULL, valid_email,     ERR_INVALID_PROFILE, NULL},
+    {F_FULL_NAME, "full_name", IN_BODY, FT_STRING,     FN_NOT_NULL, valid_full_name, ERR_INVALID_PROFILE, NULL},
+    {F_AGE,       "age",       IN_BODY, FT_INT,        FN_OPTIONAL, valid_age,       ERR_INVALID_AGE, NULL},
+    {F_GENDER,    "gender",    IN_BODY, FT_STRING,     FN_OPTIONAL, valid_gender,    ERR_INVALID_GENDER, NULL},
+};
+static const struct field password_fields[] = {
+    {F_CURRENT_PASSWORD, "current_password", IN_BODY, FT_STRING_NUL, FN_REQUIRED, NULL, ERR_MISSING_PASSWORDS, NULL},
+    {F_NEW_PASSWORD, "new_password", IN_BODY, FT_STRING_NUL, FN_REQUIRED, NULL,  ERR_MISSING_PASSWORDS, NULL},
+    {F_NEW_PASSWORD, "new_password", IN_BODY, FT_STRING_NUL, FN_REQUIRED, valid_password, ERR_INVALID_PASSWORD, NULL},
+};
+/* A missing password is a wrong one (docs/decisions.md). */
+static const struct field delete_user_fields[] = {
+    {F_PASSWORD,  "password",  IN_BODY, FT_STRING_NUL, FN_REQUIRED, NULL,            ERR_INVALID_CREDENTIALS, NULL},
+};
+static const struct field session_fields[] = {
+    {F_SESSION_ID, "session_id", IN_PATH, FT_STRING,   FN_REQUIRED, valid_session_id, ERR_SESSION_NOT_FOUND, NULL},
 };
 static const struct field new_pair_fields[] = {
-    {F_KEY,       "key",       IN_BODY, FT_STRING,     FN_REQUIRED, valid_key,       ERR_INVALID_KEY},
-    {F_VALUE,     "value",     IN_BODY, FT_VALUE,      FN_REQUIRED, NULL,            ERR_INVALID_VALUE},
+    {F_KEY,       "key",       IN_BODY, FT_STRING,     FN_REQUIRED, valid_key,       ERR_INVALID_KEY, NULL},
+    {F_VALUE,     "value",     IN_BODY, FT_VALUE,      FN_REQUIRED, NULL,            ERR_INVALID_VALUE, NULL},
 };
 static const struct field key_fields[] = {
-    {F_KEY,       "key",       IN_PATH, FT_STRING,     FN_REQUIRED, valid_key,       ERR_INVALID_KEY},
+    {F_KEY,       "key",       IN_PATH, FT_STRING,     FN_REQUIRED, valid_key,       ERR_INVALID_KEY, NULL},
 };
 static const struct field put_fields[] = {
-    {F_KEY,       "key",       IN_PATH, FT_STRING,     FN_REQUIRED, valid_key,       ERR_INVALID_KEY},
-    {F_VALUE,     "value",     IN_BODY, FT_VALUE,      FN_REQUIRED, NULL,            ERR_INVALID_VALUE},
+    {F_KEY,       "key",       IN_PATH, FT_STRING,     FN_REQUIRED, valid_key,       ERR_INVALID_KEY, NULL},
+    {F_VALUE,     "value",     IN_BODY, FT_VALUE,      FN_REQUIRED, NULL,            ERR_INVALID_VALUE, NULL},
 };
 static const struct field list_fields[] = {
-    {F_LIMIT,     "limit",     IN_QUERY, FT_INT,       FN_OPTIONAL, valid_limit,     ERR_INVALID_QUERY},
-    {F_PREFIX,    "prefix",    IN_QUERY, FT_STRING,    FN_OPTIONAL, valid_prefix,    ERR_INVALID_QUERY},
-    {F_CURSOR,    "cursor",    IN_QUERY, FT_BASE64URL, FN_OPTIONAL, valid_key,       ERR_INVALID_QUERY},
+    {F_LIMIT,     "limit",     IN_QUERY, FT_INT,       FN_OPTIONAL, valid_limit,     ERR_INVALID_QUERY, NULL},
+    {F_PREFIX,    "prefix",    IN_QUERY, FT_STRING,    FN_OPTIONAL, valid_prefix,    ERR_INVALID_QUERY, NULL},
+    {F_CURSOR,    "cursor",    IN_QUERY, FT_BASE64URL, FN_OPTIONAL, valid_key,       ERR_INVALID_QUERY, NULL},
 };
 
 #define FIELDS(a) (a), sizeof(a) / sizeof((a)[0])
@@ -77,8 +104,17 @@ static const struct route {
 	size_t nfields;
 } routes[] = {
     {"/api/register", "POST",   0, 1, h_register,     FIELDS(register_fields)},
-    {"/api/token",    "POST",   0, 1, h_token,        FIELDS(login_fields)},
+    {"/api/token",    "POST",   0, 1, h_token,        FIELDS(token_fields)},
     {"/api/token",    "DELETE", 1, 0, h_token_delete, NO_FIELDS},
+    {"/api/users/me", "GET",    1, 0, h_me_get,       NO_FIELDS},
+    {"/api/users/me", "HEAD",   1, 0, h_me_get,       NO_FIELDS},
+    {"/api/users/me", "PATCH",  1, 1, h_me_patch,     FIELDS(profile_fields)},
+    {"/api/users/me", "DELETE", 1, 1, h_me_delete,    FIELDS(delete_user_fields)},
+    {"/api/users/me/password", "PUT", 1, 1, h_me_password, FIELDS(password_fields)},
+    {"/api/sessions", "GET",    1, 0, h_sessions_list, NO_FIELDS},
+    {"/api/sessions", "HEAD",   1, 0, h_sessions_list, NO_FIELDS},
+    {"/api/sessions", "DELETE", 1, 0, h_sessions_end_others, NO_FIELDS},
+    {"/api/sessions/", "DELETE", 1, 0, h_session_end, FIELDS(session_fields)},
     {"/api/data",     "POST",   1, 1, h_data_post,    FIELDS(new_pair_fields)},
     {"/api/data",     "GET",    1, 0, h_data_list,    FIELDS(list_fields)},
     {"/api/data",     "HEAD",   1, 0, h_data_list,    FIELDS(list_fields)},
@@ -151,9 +187,18 @@ route_find(struct req *r, const struct route **any)
 		if (strcmp(rt->method, r->method) != 0)
 			continue;
 		len = strlen(rt->path);
-		if (rt->path[len - 1] == '/' && p == r->uri) {
+		if (rt->path[len - 1] != '/')
+			return rt;
+		if (p == r->uri) {
 			r->param = p + len;
 			r->paramlen = n - len;
+		} else if (r->uri != NULL &&
+		    strncmp(r->uri, rt->path, len) == 0) {
+			/* Not a key: a trailing slash is the same route. */
+			r->param = r->uri + len;
+			r->paramlen = strcspn(r->param, "?");
+			if (r->paramlen > 0 && r->param[r->paramlen - 1] == '/')
+				r->paramlen--;
 		}
 		return rt;
 	}

@@ -162,3 +162,75 @@ valid_limit(const struct field_value *v)
 {
 	return v->len <= 4 && v->n >= 1 && v->n <= LIST_MAX;
 }
+
+/* grant_type: absent or null (the row is optional), "password" or
+ * "refresh_token". */
+int
+valid_grant_type(const struct field_value *v)
+{
+	return strcmp(v->s, "password") == 0 ||
+	    strcmp(v->s, "refresh_token") == 0;
+}
+
+/* Which grant a token request is, from its checked grant_type. */
+int
+grant_refresh(const struct field_value *f)
+{
+	return f[F_GRANT_TYPE].state == FV_SET &&
+	    strcmp(f[F_GRANT_TYPE].s, "refresh_token") == 0;
+}
+
+int
+grant_password(const struct field_value *f)
+{
+	return !grant_refresh(f);
+}
+
+/* n characters of the unpadded base64url alphabet. */
+static int
+b64url_text(const struct field_value *v, size_t n)
+{
+	return v->len == n &&
+	    strspn(v->s,
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		"0123456789-_") == n;
+}
+
+/* A token as handed out: TOKEN_LEN characters of base64url. */
+int
+valid_token_text(const struct field_value *v)
+{
+	return b64url_text(v, TOKEN_LEN);
+}
+
+/* A session id as handed out: SESSION_LEN characters of base64url. */
+int
+valid_session_id(const struct field_value *v)
+{
+	return b64url_text(v, SESSION_LEN);
+}
+
+/*
+ * The User-Agent a session keeps: at most UA_MAX bytes, cut at a
+ * character boundary, into out (UA_MAX + 1 bytes); 0 (nothing kept) when
+ * it is absent, empty, not UTF-8 or holds control characters.
+ */
+size_t
+user_agent_clean(const char *ua, char *out)
+{
+	size_t n;
+
+	if (ua == NULL || (n = strlen(ua)) == 0)
+		return 0;
+	if (n > UA_MAX) {
+		n = UA_MAX;
+		/* Back off continuation bytes to the start of a character. */
+		while (n > 0 && ((unsigned char)ua[n] & 0xC0) == 0x80)
+			n--;
+	}
+	if (!req_text_valid(ua, n, 1, UA_MAX))
+		return 0;
+	memcpy(out, ua, n);
+	out[n] = '\0';
+	return n;
+}

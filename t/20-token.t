@@ -23,22 +23,23 @@ my $BAD_TOKEN = 'Bearer realm="kvapi", error="invalid_token"';
 sub token_ok {
     my ($r, $name, $lifetime) = @_;
     $lifetime //= 3600;
-    my $tok = ref $r->{json} eq 'HASH' && ref $r->{json}{data} eq 'HASH'
-        ? $r->{json}{data}{access_token} : undef;
+    my $d = ref $r->{json} eq 'HASH' && ref $r->{json}{data} eq 'HASH' ? $r->{json}{data} : {};
+    my ($tok, $rt, $sid) = @$d{qw(access_token refresh_token session_id)};
     subtest $name => sub {
         is $r->{status}, 200, 'status 200' or diag $r->{body};
         is $r->{headers}{'content-type'}, $CT, 'Content-Type';
         is $r->{headers}{'cache-control'}, 'no-store', 'Cache-Control: no-store';
         ok defined $tok && !ref $tok && $tok =~ /\A[A-Za-z0-9_-]{43}\z/,
             'access_token: 43 base64url characters';
+        # A login opens a session (API.md, Accounts and sessions).
+        ok defined $rt && !ref $rt && $rt =~ /\A[A-Za-z0-9_-]{43}\z/ && $rt ne $tok,
+            'refresh_token: 43 base64url characters, not the access token';
+        ok defined $sid && !ref $sid && $sid =~ /\A[A-Za-z0-9_-]{22}\z/,
+            'session_id: 22 base64url characters';
         json_is($r, {
             status  => 'success',
             message => 'Access token generated successfully.',
-            data    => {
-                access_token => defined $tok ? "$tok" : 'missing',
-                token_type   => 'Bearer',
-                expires_in   => $lifetime,
-            },
+            data    => KVTest::token_data($r, $lifetime),
         }, 'whole body');
     };
     return $tok;

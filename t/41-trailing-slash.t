@@ -49,7 +49,7 @@ subtest 'POST and DELETE /api/token/' => sub {
     my $tok = $r->{json} && $r->{json}{data} ? $r->{json}{data}{access_token} : undef;
     like $tok // '', qr/^[A-Za-z0-9_-]{43}$/, 'an access token';
     answer_is($r, 200, { status => 'success', message => 'Access token generated successfully.',
-        data => { access_token => $tok, token_type => 'Bearer', expires_in => 3600 } },
+        data => KVTest::token_data($r) },
         'the answer of /api/token');
     $s->error_is($s->request(POST => '/api/token/', { json => { username => $u->{username} } }),
         'MISSING_FIELDS', 'the same validation');

@@ -70,7 +70,7 @@ sub round_trip {
         my $tok = $r->{json}{data}{access_token} // '';
         like $tok, qr/^[A-Za-z0-9_-]{43}$/, 'access_token';
         json_is($r, { status => 'success', message => 'Access token generated successfully.',
-            data => { access_token => "$tok", token_type => 'Bearer', expires_in => 3600 } },
+            data => KVTest::token_data($r) },
             'token: body');
         my %auth = %{ $s->auth($tok) };
 

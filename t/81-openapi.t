@@ -338,7 +338,7 @@ sub router_errors {
     my %routed;
     # A path is a string or a #defined name (KEY_PREFIX); one that ends
     # in / is a prefix: the document's template right below it.
-    my %define = $src =~ /^#define\s+(\w+)\s+"([^"]*)"/mg;
+    my %define = (slurp("$SRCDIR/src/extern.h") . $src) =~ /^#define\s+(\w+)\s+"([^"]*)"/mg;
     while ($table =~ /\{\s*(\w+|"[^"]*")\s*,\s*"([A-Z]+)"\s*,\s*(\d)/g) {
         my ($p, $m, $auth) = ($1, lc $2, $3);
         $p = $p =~ /\A"(.*)"\z/ ? $1 : $define{$p} // next;

@@ -87,16 +87,22 @@ sub probes_ok {
 }
 
 # Open $n connections from the attacker's address, each sending $first.
+# With $batch, every $batch connections are made first and then send at
+# once, so that their requests are in progress together.
 sub attack {
-    my ($n, $first) = @_;
+    my ($n, $first, $batch) = @_;
     my @c;
-    for (1 .. $n) {
+    for my $i (1 .. $n) {
         my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $s->port,
             LocalAddr => '127.0.0.2', Proto => 'tcp', Timeout => 10)
             or die "attacker connect: $!";
         $sock->blocking(0);
-        syswrite $sock, $first;
         push @c, {sock => $sock, t0 => time, in => ''};
+        next if $batch && $i % $batch && $i < $n;
+        for my $c (@c[($batch ? @c - ($i % $batch || $batch) : $#c) .. $#c]) {
+            syswrite $c->{sock}, $first;
+            $c->{t0} = time;
+        }
     }
     return @c;
 }
@@ -180,7 +186,7 @@ sub while_attacked {
 
 # --- (2) idle keep-alive connections ------------------------------------
 {
-    my @c = attack($ATTACK, "GET /api/health HTTP/1.1\r\nHost: kvapi\r\n\r\n");
+    my @c = attack($ATTACK, "GET /api/health HTTP/1.1\r\nHost: kvapi\r\n\r\n", 100);
     start_probes();
     while_attacked($CONF{keepalive_timeout} + 6, \@c, sub { open_count(@c) == 0 });
     stop_probes();

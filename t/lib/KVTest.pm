@@ -124,6 +124,21 @@ sub tag {
     return sprintf 'num:%.17g', $v;
 }
 
+# The data of a token answer (API.md, Accounts and sessions: a login opens
+# a session) as response $r should hold it: its own tokens and session
+# id where they have their forms, else 'missing', so that json_is fails.
+sub token_data {
+    my ($r, $lifetime) = @_;
+    my $d = ref $r->{json} eq 'HASH' && ref $r->{json}{data} eq 'HASH' ? $r->{json}{data} : {};
+    my $form = sub {
+        my ($v, $n) = @_;
+        return defined $v && !ref $v && $v =~ /\A[A-Za-z0-9_-]{$n}\z/ ? "$v" : 'missing';
+    };
+    return { access_token => $form->($d->{access_token}, 43), token_type => 'Bearer',
+        expires_in => $lifetime // 3600, refresh_token => $form->($d->{refresh_token}, 43),
+        refresh_expires_in => 2592000, session_id => $form->($d->{session_id}, 22) };
+}
+
 # The URL path of a key: its UTF-8 bytes, every byte except A-Za-z0-9-._~
 # as %XX in upper-case hex.
 sub kpath {
@@ -433,9 +448,6 @@ sub error_is {
     });
 }
 
-# The database password db-create gave this file's user (t/46 writes it
-# into a MySQL option file).
-sub db_password { $_[0]{db_password} }
 
 # The worker binary app-up runs (a test may wrap it: KVAPI_BIN).
 sub worker_bin { $ENV{KVAPI_BIN} // "$BUILDDIR/src/kvapi" }

@@ -267,6 +267,7 @@ export async function keyView(root, { arg: key, stale }) {
 
   function showEditor(text) {
     const { data } = state;
+    msg.clear();
     const left = data.expires_at ? Math.ceil((Date.parse(data.expires_at) - Date.now()) / 1000) : NaN;
     const formMsg = messageArea();
     const form = h(

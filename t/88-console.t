@@ -48,7 +48,10 @@ sub console_headers {
         is($r->{headers}{'referrer-policy'}, 'no-referrer', 'Referrer-Policy');
         is($r->{headers}{'cache-control'}, 'no-cache', 'Cache-Control: revalidate');
         like($r->{headers}{'x-request-id'} // '', qr/^[0-9a-f]{32}$/, 'X-Request-Id');
-        ok(!exists $r->{headers}{'access-control-allow-origin'}, 'no CORS header: the console is not an API');
+        # API.md: CORS headers on every response, whoever answers it.
+        is($r->{headers}{'access-control-allow-origin'}, '*', 'Access-Control-Allow-Origin, as on every answer');
+        is($r->{headers}{'access-control-expose-headers'}, 'ETag, Location, Retry-After, WWW-Authenticate',
+            'Access-Control-Expose-Headers, as on every answer');
     };
 }
 

@@ -40,7 +40,9 @@ from selenium.webdriver.support.ui import WebDriverWait
 BASE, SHOTS, AXE = sys.argv[1], sys.argv[2], sys.argv[3]
 USER = f"ada_{os.getpid()}"
 PASSWORD = "correct horse battery"
-WAIT = 15
+# Seconds to wait for what a page should show: generous, as script/test
+# runs two test files at a time on two cores.
+WAIT = 30
 
 
 def emit(**kw):

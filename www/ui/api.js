@@ -138,8 +138,8 @@ function rotate() {
     })
     .catch((e) => {
       // A network failure keeps the token for a later try.
-      if (e.status !== 0) finish(`Your session has ended: ${e.message}`, false);
-      else throw e;
+      if (e.status === 0) throw e;
+      finish(`Your session has ended: ${e.message}`, false);
       return false;
     })
     .finally(() => {

@@ -89,13 +89,14 @@ async function read(key) {
 
 // ---------------------------------------------------------------- list
 
-// Where the list is: its query and the cursors of the pages seen.
-let pager = { prefix: '', limit: 25, cursors: [null], page: 0 };
+// Where the list is: its query and the cursors of the pages seen; null
+// starts again at page 1.
+let pager = null;
 
 export async function keysView(root, { query }) {
   const prefix = query.get('prefix') ?? '';
   const limit = PAGE_SIZES.includes(Number(query.get('limit'))) ? Number(query.get('limit')) : 25;
-  if (pager.prefix !== prefix || pager.limit !== limit) pager = { prefix, limit, cursors: [null], page: 0 };
+  if (!pager || pager.prefix !== prefix || pager.limit !== limit) pager = { prefix, limit, cursors: [null], page: 0 };
 
   const msg = messageArea();
   const prefixInput = h('input', {
@@ -122,7 +123,7 @@ export async function keysView(root, { query }) {
         if (prefixInput.value) q.set('prefix', prefixInput.value);
         if (limitSelect.value !== '25') q.set('limit', limitSelect.value);
         const s = q.toString();
-        pager = { prefix: null };
+        pager = null; // a search starts at page 1, even the same one
         go(`#/keys${s ? `?${s}` : ''}`);
       },
     },

@@ -64,7 +64,7 @@ sub all_kinds_of_response {
         [ 'GET /api/nope 404 (worker)', 404, $j->(GET => '/api/nope') ],
         [ 'PATCH /api/register 405', 405, $j->(PATCH => '/api/register', {}) ],
         [ 'GET /nope 404 (nginx)', 404, $j->(GET => '/nope') ],
-        [ 'GET / 404 (nginx)', 404, $j->(GET => '/') ],
+        [ 'GET /ui/x.js 404 (nginx, beside the web console)', 404, $j->(GET => '/ui/x.js') ],
         [ 'DELETE 200', 200, $j->(DELETE => '/api/data/cors_key', undef, %$auth) ],
     );
 }

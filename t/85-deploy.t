@@ -651,6 +651,16 @@ EOF
         $r = $req->(GET => '/api/openapi.json');
         is($r->{status}, 200, 'openapi.json 200');
         is($r->{content}, slurp('/usr/share/kvapi/openapi.json'), 'the installed openapi.json');
+        # The web console and the API docs (t/88-console.t drives them).
+        $r = $req->(GET => '/');
+        is($r->{status}, 200, 'the console at /');
+        is($r->{content}, slurp('/usr/share/kvapi/www/index.html'), 'the installed index.html');
+        like($r->{headers}{'content-security-policy'} // '', qr/^default-src 'self'; /,
+            'with its Content-Security-Policy');
+        is($req->(GET => '/docs')->{status}, 200, 'the API docs at /docs');
+        $r = $req->(GET => '/ui/vendor/swagger-ui/swagger-ui-bundle.js');
+        is($r->{status}, 200, 'Swagger UI, installed from npm');
+        ok(!-e '/usr/share/kvapi/www/node_modules', 'and no node_modules');
         $r = $req->(GET => '/elsewhere');
         is_deeply([$r->{status}, $r->{json}{code}], [404, 'NOT_FOUND'], 'nginx answers outside /api/');
         my $rows = qx{printf 'SELECT COUNT(*) FROM users;' | '$stack' sql '$dir/db' kvapi};

@@ -15,7 +15,7 @@ use utf8;
 use JSON::PP ();
 use Test::More;
 use lib 't/lib';
-use KVTest qw(json_is);
+use KVTest qw(json_is show);
 use KVAccount qw(:all);
 
 binmode Test::More->builder->$_, ':encoding(UTF-8)'
@@ -25,7 +25,6 @@ my $ME = '/api/users/me';
 my $PW = '/api/users/me/password';
 my $s = KVTest->start;
 
-sub show { (my $t = shift // 'undef') =~ s/([^\x20-\x7e])/sprintf '\\x{%x}', ord $1/ge; length $t > 60 ? substr($t, 0, 60) . '...' : $t }
 
 # A registered user with a profile (%o overrides) and a session of its
 # own; {username, email, password, full_name, age, gender, user_id,
@@ -56,11 +55,11 @@ sub me_ok {
         is $r->{headers}{'content-type'}, $CT, 'Content-Type';
         is $r->{headers}{'cache-control'}, 'no-store', 'Cache-Control: no-store';
         my $e = rfc3339($created);
-        ok defined $e, 'created_at ' . show($created) . ': RFC 3339 UTC, whole seconds, Z';
+        ok defined $e, 'created_at ' . show($created, 60) . ': RFC 3339 UTC, whole seconds, Z';
         my ($db) = @{ $st->sql("SELECT DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%sZ') FROM users"
             . " WHERE id = " . ($u->{user_id} =~ /\A\d+\z/ ? $u->{user_id} : 0))->[0] // [] };
         ok defined $e && defined $db && ($e == rfc3339($db) || $e == rfc3339($db) + 1),
-            'created_at is the registration time (' . show($db) . ', to the second)';
+            'created_at is the registration time (' . show($db, 60) . ', to the second)';
         json_is($r, {
             status => 'success',
             defined $o{message} ? (message => $o{message}) : (),
@@ -96,7 +95,7 @@ sub success_is {
 sub store {
     my ($u, $k, $v) = @_;
     my $r = $s->request(POST => '/api/data', { headers => $s->auth($u->{token}), json => { key => $k, value => $v } });
-    is $r->{status}, 201, 'setup: store ' . show($k) or diag $r->{body};
+    is $r->{status}, 201, 'setup: store ' . show($k, 60) or diag $r->{body};
 }
 
 # An email address of exactly 254 or 255 bytes, unique.
@@ -245,7 +244,7 @@ subtest 'PATCH: the order of the checks; all or nothing' => sub {
     $s->error_is(patch($u, $_->[1]), $_->[2], $_->[0]) for @cases;
     me_ok(me($u), $u, 'no refused PATCH changed anything (no field of a refused body was kept)');
     for my $e ($o->{email}, lc $o->{email}, uc $o->{email}) {
-        $s->error_is(patch($u, { email => $e }), 'EMAIL_EXISTS', "EMAIL_EXISTS: another user's email as " . show($e));
+        $s->error_is(patch($u, { email => $e }), 'EMAIL_EXISTS', "EMAIL_EXISTS: another user's email as " . show($e, 60));
     }
     is $s->register(username => "new23_$$", email => $u->{email}, password => 'correct horse 23', full_name => 'N')->{status},
         409, 'the email was not freed by any refused PATCH';

@@ -14,7 +14,7 @@ use JSON::PP ();
 use Time::HiRes qw(time sleep);
 use Test::More;
 use lib 't/lib';
-use KVTest qw(json_is tag);
+use KVTest qw(json_is tag show);
 use KVAccount qw(:all);
 
 binmode Test::More->builder->$_, ':encoding(UTF-8)'
@@ -22,7 +22,6 @@ binmode Test::More->builder->$_, ':encoding(UTF-8)'
 
 my $s = KVTest->start;
 
-sub show { (my $t = shift // 'undef') =~ s/([^\x20-\x7e])/sprintf '\\x{%x}', ord $1/ge; length $t > 50 ? substr($t, 0, 50) . '...(' . length($t) . ')' : $t }
 
 # Wait for the next second of the clock, so that the next session is
 # created in a second of its own (created_at has whole seconds).
@@ -73,16 +72,16 @@ sub list_ok {
             my $it = ref $by{$id} eq 'HASH' ? $by{$id} : {};
             my $c = rfc3339($it->{created_at});
             ok defined $c && $c >= int($e->{t0}) - 1 && $c <= $e->{t1} + 1,
-                "$id: created_at " . show($it->{created_at}) . ' is when it logged in';
+                "$id: created_at " . show($it->{created_at}, 50) . ' is when it logged in';
             my $base = $c;
             if ($e->{rt0}) {
                 $base = rfc3339($it->{refreshed_at});
                 ok defined $base && $base >= int($e->{rt0}) - 1 && $base <= $e->{rt1} + 1,
-                    "$id: refreshed_at " . show($it->{refreshed_at}) . ' is when it was last refreshed';
+                    "$id: refreshed_at " . show($it->{refreshed_at}, 50) . ' is when it was last refreshed';
             }
             my $x = rfc3339($it->{expires_at});
             ok defined $x && defined $base && $x - $base >= $life && $x - $base <= $life + 1,
-                "$id: expires_at " . show($it->{expires_at}) . ' is ' . ($e->{rt0} ? 'refreshed_at' : 'created_at')
+                "$id: expires_at " . show($it->{expires_at}, 50) . ' is ' . ($e->{rt0} ? 'refreshed_at' : 'created_at')
                 . " + $life s";
             push @want, {
                 session_id   => $id,
@@ -182,7 +181,7 @@ subtest 'user_agent: as sent at login, at most 255 bytes, else null' => sub {
         my ($it) = grep { ref $_ eq 'HASH' && ($_->{session_id} // '') eq ($t->{session} // 'missing') }
             @{ session_items(list($s, $t)) };
         is_deeply tag(ref $it eq 'HASH' ? $it->{user_agent} : 'no such item'), tag($want),
-            "$name: user_agent " . show($want);
+            "$name: user_agent " . show($want, 50);
     }
     my $t = login_ok($s, $u, 'login with User-Agent first/1.0', ua => 'first/1.0');
     rotate($s, $t, 'refreshed with another User-Agent', ua => 'second/2.0');

@@ -9,14 +9,13 @@ use B ();
 use JSON::PP ();
 use Test::More;
 use lib 't/lib';
-use KVTest qw(json_is tag);
+use KVTest qw(json_is tag show);
 
 binmode Test::More->builder->$_, ':encoding(UTF-8)'
     for qw(output failure_output todo_output);
 
 my $CT = 'application/json; charset=utf-8';
 
-sub show { (my $k = shift) =~ s/([^\x20-\x7e])/sprintf '\\x%02X', ord $1/ge; $k }
 
 my $s = KVTest->start;
 my $U = $s->new_user('env');

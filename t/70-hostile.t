@@ -19,7 +19,7 @@ use utf8;
 use JSON::PP ();
 use Test::More;
 use lib 't/lib';
-use KVTest;
+use KVTest qw(kpath show);
 
 binmode Test::More->builder->$_, ':encoding(UTF-8)'
     for qw(output failure_output todo_output);
@@ -43,21 +43,7 @@ my $ALLOW_REGISTER = 'POST, OPTIONS';
 my $ALLOW_TOKEN = 'POST, DELETE, OPTIONS';
 my $ALLOW_HEALTH = 'GET, HEAD, OPTIONS';
 
-# Printable form of bytes for test names.
-sub show {
-    my ($t) = @_;
-    $t = substr($t, 0, 90) . '...(' . length($t) . ' chars)' if length $t > 100;
-    $t =~ s/([^\x20-\x7e])/sprintf '\\x{%x}', ord $1/ge;
-    return $t;
-}
 
-# The URL path of a key: its UTF-8 bytes, all but A-Za-z0-9-._~ escaped.
-sub kpath {
-    my ($key) = @_;
-    utf8::encode($key);
-    $key =~ s/([^A-Za-z0-9\-._~])/sprintf '%%%02X', ord $1/ge;
-    return "/api/data/$key";
-}
 
 sub enc { my $t = $JSON->encode($_[0]); return $t }
 
@@ -130,7 +116,7 @@ sub check_case {
             is $r->{headers}{'content-type'}, $CT, 'Content-Type';
             my $got = eval { $JSON->decode($r->{body}) };
             is_deeply $got, $pick->{json}, 'whole body'
-                or diag 'body: ' . show($r->{body});
+                or diag 'body: ' . show($r->{body}, 100);
         } else {
             die "unknown code $pick" unless $KVTest::ERRORS{$pick};
             $st->error_is($r, $pick, $pick);
@@ -140,7 +126,7 @@ sub check_case {
         }
         if (defined $r->{raw}) {
             my $n = () = $r->{raw} =~ m{HTTP/1\.[01] [2-5]\d\d }g;
-            is $n, 1, 'one answer on the wire' or diag 'raw answer: ' . show($r->{raw});
+            is $n, 1, 'one answer on the wire' or diag 'raw answer: ' . show($r->{raw}, 100);
         }
     };
 }
@@ -151,10 +137,10 @@ sub describe {
     return 'code' if ref $q eq 'CODE';
     if (!ref $q) {
         my ($line) = $q =~ /\A([^\n]*)/;
-        return 'raw: ' . show($line) . ' (' . length($q) . ' bytes)';
+        return 'raw: ' . show($line, 100) . ' (' . length($q) . ' bytes)';
     }
-    my $h = join ', ', map { "$_: " . show($q->{h}{$_} =~ s/[A-Za-z0-9_-]{43}/<token>/r) } sort keys %{ $q->{h} // {} };
-    return "$q->{m} " . show($q->{p}) . " [$h]" . (defined $q->{body} ? ' body: ' . show($q->{body}) : '');
+    my $h = join ', ', map { "$_: " . show($q->{h}{$_} =~ s/[A-Za-z0-9_-]{43}/<token>/r, 100) } sort keys %{ $q->{h} // {} };
+    return "$q->{m} " . show($q->{p}, 100) . " [$h]" . (defined $q->{body} ? ' body: ' . show($q->{body}, 100) : '');
 }
 
 # The loop: every case, a health checkpoint every $every cases.
@@ -202,7 +188,7 @@ subtest 'setup' => sub {
     for (@VICTIM) {
         my ($k, $v) = @$_;
         my $r = $s->request(POST => '/api/data', { headers => $s->auth($TV), json => { key => $k, value => $v } });
-        is $r->{status}, 201, 'victim stores ' . show($k) or diag $r->{body};
+        is $r->{status}, 201, 'victim stores ' . show($k, 100) or diag $r->{body};
     }
     my $r = $s->request(POST => '/api/data', { headers => $s->auth($TA), json => { key => 'a', value => 'mine' } });
     is $r->{status}, 201, 'attacker stores a' or diag $r->{body};
@@ -229,7 +215,7 @@ subtest 'setup' => sub {
         my ($k, $v) = @$_;
         $r = $s->request(GET => kpath($k), { headers => $s->auth($TV) });
         is_deeply $JSON->decode($r->{body}), { status => 'success', data => { key => $k, value => $v } },
-            'victim reads back ' . show($k);
+            'victim reads back ' . show($k, 100);
         push @reads, [ $TV, kpath($k), $r->{body} ];
     }
     $r = $s->request(GET => '/api/data/a', { headers => $s->auth($TA) });
@@ -865,7 +851,7 @@ subtest 'SQL metacharacters and LIKE wildcards are stored and read literally' =>
     my %val = map { $_ => { literal => $_, sql => "'; DELETE FROM data; --", like => '%_\\' } } @keys;
     for my $k (@keys) {
         my $r = $s->request(POST => '/api/data', { headers => \%auth, json => { key => $k, value => $val{$k} } });
-        subtest 'POST ' . show($k) => sub {
+        subtest 'POST ' . show($k, 100) => sub {
             is $r->{status}, 201, 'status 201' or diag $r->{body};
             is $r->{headers}{location}, kpath($k), 'Location';
             is_deeply eval { $JSON->decode($r->{body}) }, { status => 'success', message => 'Data stored successfully.' },
@@ -888,7 +874,7 @@ subtest 'SQL metacharacters and LIKE wildcards are stored and read literally' =>
         my $r = $s->request(GET => "/api/data?$q", { headers => \%auth });
         is_deeply eval { $JSON->decode($r->{body}) }, { status => 'success', data => {
             items => [ map { { key => $_, value => $val{$_} } } @want ], next_cursor => undef } },
-            "list $name: " . (join(', ', map { show($_) } @want) || 'nothing')
+            "list $name: " . (join(', ', map { show($_, 100) } @want) || 'nothing')
             or diag "status $r->{status}: $r->{body}";
     };
     $list->('prefix=%25', '%', '%', '%2F', '%a');

@@ -17,7 +17,7 @@ use Socket ();
 use Time::HiRes qw(time sleep);
 use Test::More;
 use lib 't/lib';
-use KVTest qw(poll_until);
+use KVTest qw(poll_until show kpath);
 
 binmode Test::More->builder->$_, ':encoding(UTF-8)'
     for qw(output failure_output todo_output);
@@ -30,7 +30,6 @@ my $ETAG_RE = qr/\A"[0-9a-f]{16}"\z/;
 # concurrent clients.
 my $s = KVTest->start(private_db => 1, workers => 4);
 
-sub show { (my $k = shift // 'undef') =~ s/([^\x20-\x7e])/sprintf '\\x{%x}', ord $1/ge; $k }
 
 # Percent-encode every byte of a key's UTF-8 but the unreserved ones.
 sub enc {
@@ -39,8 +38,6 @@ sub enc {
     $text =~ s/([^A-Za-z0-9\-._~])/sprintf '%%%02X', ord $1/ge;
     return $text;
 }
-
-sub kpath { '/api/data/' . enc($_[0]) }
 
 sub req {
     my ($u, $method, $path, %o) = @_;

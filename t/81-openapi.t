@@ -16,7 +16,7 @@ use File::Temp ();
 use JSON::PP ();
 use Test::More;
 use lib 't/lib';
-use KVTest;
+use KVTest qw(show);
 
 binmode Test::More->builder->$_, ':encoding(UTF-8)'
     for qw(output failure_output todo_output);
@@ -44,7 +44,6 @@ sub slurp {
 
 sub clone { $J->decode($J->encode($_[0])) }
 
-sub show { (my $k = shift // 'undef') =~ s/([^\x20-\x7e])/sprintf '\\x{%x}', ord $1/ge; substr $k, 0, 300 }
 
 my $DOC_TEXT = slurp($DOC_FILE);
 my $DOC = eval { $J->decode($DOC_TEXT) };
@@ -425,7 +424,7 @@ sub fallback {
     }
     $r{404} = $R->('NotFound');
     $r{405} = $R->('MethodNotAllowed') if $NGINX_405{$m};
-    return (\%r, uc($m) . ' ' . show($norm) . ' (unknown path)');
+    return (\%r, uc($m) . ' ' . show($norm, 300) . ' (unknown path)');
 }
 
 # The errors of one recorded answer {method, uri, status, headers, body,
@@ -461,12 +460,12 @@ sub check_answer {
     }
     my $body = $rec->{body} // '';
     if ($m eq 'head' || !$resp->{content}) {
-        push @e, 'a body where none belongs: ' . show($body) if length $body;
+        push @e, 'a body where none belongs: ' . show($body, 300) if length $body;
     } else {
-        push @e, 'Content-Type ' . show($h->{'content-type'}) unless ($h->{'content-type'} // '') eq $CT;
+        push @e, 'Content-Type ' . show($h->{'content-type'}, 300) unless ($h->{'content-type'} // '') eq $CT;
         my $data = eval { $J->decode($body) };
         if ($@) {
-            push @e, 'the body is not JSON: ' . show($body);
+            push @e, 'the body is not JSON: ' . show($body, 300);
         } else {
             my $schema = dig($resp, 'content', 'application/json', 'schema');
             push @e, $schema ? map({"body $_"} $vs->validate($data, $schema)) : 'no application/json schema';
@@ -508,7 +507,7 @@ sub check_records {
             ok !$bad{$key}, "$key ($group{$key})" or do {
                 for (grep { defined } @{ $bad{$key} }[0 .. 2]) {
                     my ($rec, @e) = @$_;
-                    diag sprintf "%s %s %s (%s):\n  %s", $rec->{method} // '-', show($rec->{uri}),
+                    diag sprintf "%s %s %s (%s):\n  %s", $rec->{method} // '-', show($rec->{uri}, 300),
                         $rec->{status}, $rec->{file} // '?', join "\n  ", @e;
                 }
             };

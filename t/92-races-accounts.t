@@ -31,45 +31,11 @@ use KVAccount qw(:all);
 # of the lock-out (five lock the username): this stack allows many.
 my $s = KVTest->start(workers => 4, login_max_failures => 1000);
 my $J = JSON::PP->new->utf8;
-my $n = 0;
 my @spreads;
 
-# $clients clients each send the request $req->($i) (a list for
-# $c->prime) together; their records, in client order.
-sub race {
-    my ($name, $clients, $req) = @_;
-    my $load = KVLoad->start(port => $s->port, clients => $clients, deadline => 30,
-        dir => $s->dir . '/race-' . ++$n,
-        prepare => sub {
-            my ($c, $i) = @_;
-            setpriority(0, 0, -10);
-            $c->prime($req->($i));
-        },
-        run => sub { $_[0]->request_primed });
-    $load->go;
-    my @recs = sort { $a->{client} <=> $b->{client} } @{ $load->finish };
-    is_deeply([ $load->client_failures ], [], "$name: clients ran cleanly");
-    is(scalar @recs, $clients, "$name: $clients requests sent");
-    my ($lo, $hi) = (sort { $a <=> $b } map { $_->{t0} } @recs)[0, -1];
-    my ($first) = sort { $a <=> $b } map { $_->{t1} } @recs;
-    my $before = grep { $_->{t0} < $first } @recs;
-    push @spreads, sprintf '%s: all sent within %.1fms, %d before the first answer',
-        $name, ($hi - $lo) * 1000, $before;
-    return @recs;
-}
-
-sub statuses {
-    my %c;
-    $c{ $_->{status} . ($_->{code} ? " $_->{code}" : '') }++ for @_;
-    return \%c;
-}
-
-sub envelopes_ok {
-    my ($name, @recs) = @_;
-    my @bad = grep { $_->{status} >= 400 && $_->{body} ne KVLoad::envelope($_->{code} // 'X') } @recs;
-    is(scalar @bad, 0, "$name: every error is the exact JSON envelope")
-        or diag join "\n", map { KVLoad::fmt_record($_) } @bad;
-}
+sub race { my ($name, $clients, $req) = @_; KVLoad::race($s, $name, $clients, $req, \@spreads) }
+sub statuses { KVLoad::statuses(@_) }
+sub envelopes_ok { KVLoad::envelopes_ok(@_) }
 
 sub data_of { my $j = eval { $J->decode($_[0]{body} // '') }; ref $j eq 'HASH' && ref $j->{data} eq 'HASH' ? $j->{data} : {} }
 

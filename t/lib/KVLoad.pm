@@ -155,6 +155,52 @@ sub finish {
 # Problems of the clients themselves (a die in a run sub, a kill).
 sub client_failures { @{ $_[0]{failed} // [] } }
 
+# A race on stack $s: $clients clients each send the request $req->($i)
+# (a list for $c->prime) together.  Two tests: the clients ran cleanly
+# and sent one request each.  Returns their records in client order and
+# pushes onto @$spreads how close together they went.
+my $RACES = 0;
+sub race {
+    my ($s, $name, $clients, $req, $spreads) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $load = KVLoad->start(port => $s->port, clients => $clients, deadline => 30,
+        dir => $s->dir . '/race-' . ++$RACES,
+        prepare => sub {
+            my ($c, $i) = @_;
+            # Woken together, the clients should run at once, even on a
+            # busy machine (as root; elsewhere this just fails).
+            setpriority(0, 0, -10);
+            $c->prime($req->($i));
+        },
+        run => sub { $_[0]->request_primed });
+    $load->go;
+    my @recs = sort { $a->{client} <=> $b->{client} } @{ $load->finish };
+    Test::More::is_deeply([ $load->client_failures ], [], "$name: clients ran cleanly");
+    Test::More::is(scalar @recs, $clients, "$name: $clients requests sent");
+    my ($lo, $hi) = (sort { $a <=> $b } map { $_->{t0} } @recs)[0, -1];
+    my ($first) = sort { $a <=> $b } map { $_->{t1} } @recs;
+    my $before = grep { $_->{t0} < $first } @recs;
+    push @$spreads, sprintf '%s: all sent within %.1fms, %d before the first answer',
+        $name, ($hi - $lo) * 1000, $before;
+    return @recs;
+}
+
+# How many records answered each status (and code): {"409 KEY_EXISTS" => 7}.
+sub statuses {
+    my %c;
+    $c{ $_->{status} . ($_->{code} ? " $_->{code}" : '') }++ for @_;
+    return \%c;
+}
+
+# One test: every error among the records is the exact JSON envelope.
+sub envelopes_ok {
+    my ($name, @recs) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my @bad = grep { $_->{status} >= 400 && $_->{body} ne envelope($_->{code} // 'X') } @recs;
+    Test::More::is(scalar @bad, 0, "$name: every error is the exact JSON envelope")
+        or Test::More::diag(join "\n", map { fmt_record($_) } @bad);
+}
+
 sub _unesc {
     my ($s) = @_;
     return undef if $s eq '\N';

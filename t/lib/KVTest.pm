@@ -105,9 +105,9 @@ sub import {
     my $caller = caller;
     no strict 'refs';
     for my $n (@names) {
-        die "KVTest exports only json_is, tag, kpath and poll_until, not $n\n"
+        die "KVTest exports only json_is, tag, kpath, show and poll_until, not $n\n"
             unless $n eq 'json_is' || $n eq 'tag' || $n eq 'kpath'
-            || $n eq 'poll_until';
+            || $n eq 'show' || $n eq 'poll_until';
         *{"${caller}::$n"} = \&{"KVTest::$n"};
     }
 }
@@ -137,6 +137,16 @@ sub token_data {
     return { access_token => $form->($d->{access_token}, 43), token_type => 'Bearer',
         expires_in => $lifetime // 3600, refresh_token => $form->($d->{refresh_token}, 43),
         refresh_expires_in => 2592000, session_id => $form->($d->{session_id}, 22) };
+}
+
+# Text for a test's name: bytes outside printable ASCII as \x{..}, undef
+# as "undef", and with $max, text longer than that cut (saying how long).
+sub show {
+    my ($t, $max) = @_;
+    $t //= 'undef';
+    $t = substr($t, 0, $max - 10) . '...(' . length($t) . ' chars)' if $max && length $t > $max;
+    $t =~ s/([^\x20-\x7e])/sprintf '\\x{%x}', ord $1/ge;
+    return $t;
 }
 
 # The URL path of a key: its UTF-8 bytes, every byte except A-Za-z0-9-._~

@@ -9,7 +9,9 @@
 --   BENCH_LOGIN_USER, BENCH_LOGIN_PASSWORD   an account for token.lua
 --
 -- Every request carries X-Bench-User: the user id, which only the
--- one-SELECT ceiling reads (it does no authentication).
+-- one-SELECT ceiling reads (it does no authentication).  The etcd
+-- scenarios (bench/etcd.lua) read the same BENCH_TOKENS file, whose
+-- tokens are then etcd's.
 local M = {}
 
 M.keys = tonumber(os.getenv("BENCH_KEYS") or "1")
@@ -26,7 +28,7 @@ function M.init()
   for line in f:lines() do
     local uid, tok = line:match("^(%d+)%s+(%S+)")
     if uid then
-      users[#users + 1] = {uid = uid, auth = "Bearer " .. tok}
+      users[#users + 1] = {uid = uid, token = tok, auth = "Bearer " .. tok}
     end
   end
   f:close()

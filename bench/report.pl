@@ -76,6 +76,7 @@ out("bcrypt cost %s: one crypt_rn %.1f ms wall (%.1f ms CPU), at nice 10 %.1f ms
     $f{bcrypt_nice10_wall_ms} // 0, $f{bcrypt_runs} // '?')
     if $f{bcrypt_wall_ms};
 out("kvapi_b: %s", $f{compare_bin}) if $f{compare_bin};
+out("etcd %s: %s", $f{etcd_version}, $f{etcd_args}) if $f{etcd_version};
 out("data: %s users x %s keys", $f{users} // '?', $f{keys} // '?') if $mode ne 'growth';
 my ($pool) = ($f{mariadb_args} // '') =~ /.*--innodb-buffer-pool-size=(\S+)/;
 out("MariaDB: %s, InnoDB buffer pool %s", $f{mariadb_version} // 'mariadbd', $pool // 'default');
@@ -102,11 +103,12 @@ sub ratio {
 }
 sub check { push @checks, [@_] }
 
-# Per round, the ratio of target $a to target $b in scenario $s (they ran
-# one after the other), to show the spread behind a ratio of medians.
+# Per round, the ratio of target $x to target $y in scenario $s (they ran
+# one after the other; $y in scenario $sy if given), to show the spread
+# behind a ratio of medians.
 sub per_round {
-    my ($x, $s, $y) = @_;
-    my %y = map { $_->{round} => $_->{rps} } @{ $runs{"$y\t$s"} // [] };
+    my ($x, $s, $y, $sy) = @_;
+    my %y = map { $_->{round} => $_->{rps} } @{ $runs{"$y\t" . ($sy // $s)} // [] };
     my @r = map { $y{ $_->{round} } ? sprintf('%.2f', $_->{rps} / $y{ $_->{round} }) : () }
         sort { $a->{round} <=> $b->{round} } @{ $runs{"$x\t$s"} // [] };
     return @r > 1 ? 'rounds ' . join(' ', @r) : '';
@@ -123,9 +125,20 @@ if ($mode eq 'growth') {
         check("$s kvapi/express", ratio(medv('kvapi', $s, 'rps'), medv('express', $s, 'rps')), '>=', 2.5,
             0, per_round('kvapi', $s, 'express'));
     }
+    # GET hit: 0.85 since the etcd issue (was 0.6, as GET miss still is).
     for my $s (qw(get_hit get_miss)) {
-        check("$s kvapi/one-SELECT ceiling", ratio(medv('kvapi', $s, 'rps'), medv('ceil_select', $s, 'rps')), '>=', 0.6,
-            0, per_round('kvapi', $s, 'ceil_select'));
+        check("$s kvapi/one-SELECT ceiling", ratio(medv('kvapi', $s, 'rps'), medv('ceil_select', $s, 'rps')),
+            '>=', $s eq 'get_hit' ? 0.85 : 0.6, 0, per_round('kvapi', $s, 'ceil_select'));
+    }
+    # etcd (one node, auth, JSON gateway): etcd has no "create", so POST
+    # of a new key is held against etcd's put.
+    check('get_hit kvapi/etcd', ratio(medv('kvapi', 'get_hit', 'rps'), medv('etcd', 'get_hit', 'rps')), '>=', 2,
+        0, per_round('kvapi', 'get_hit', 'etcd'));
+    for my $s (qw(put post delete)) {
+        my $es = $s eq 'post' ? 'put' : $s;
+        check($s eq 'post' ? 'post kvapi/etcd put' : "$s kvapi/etcd",
+            ratio(medv('kvapi', $s, 'rps'), medv('etcd', $es, 'rps')), '>=', 1.5,
+            0, per_round('kvapi', $s, 'etcd', $es));
     }
     for my $s (qw(put post delete)) {
         check("$s kvapi/express", ratio(medv('kvapi', $s, 'rps'), medv('express', $s, 'rps')), '>=', 2,
@@ -167,11 +180,14 @@ if ($mode eq 'growth') {
         if defined $f{timing_express_ratio};
     check("$_ kvapi/express", ratio(medv('kvapi', $_, 'rps'), medv('express', $_, 'rps')), 'info')
         for qw(mix token);
+    check('token kvapi/etcd', ratio(medv('kvapi', 'token', 'rps'), medv('etcd', 'token', 'rps')), 'info');
     # CPU per request, all parts summed (app + nginx + MariaDB): how much
     # less work kvapi does, a figure the other jobs disturb far less.
     check("$_ CPU/request express/kvapi", ratio(cpu('express', $_), cpu('kvapi', $_)), 'info')
         for qw(get_hit get_miss put post delete mix);
     check("get_hit CPU/request kvapi/ceiling", ratio(cpu('kvapi', 'get_hit'), cpu('ceil_select', 'get_hit')), 'info');
+    check("$_ CPU/request etcd/kvapi", ratio(cpu('etcd', $_), cpu('kvapi', $_)), 'info')
+        for qw(get_hit put delete);
     if ($f{compare_bin}) {
         check("$_ kvapi_b/kvapi", ratio(medv('kvapi_b', $_, 'rps'), medv('kvapi', $_, 'rps')), 'info')
             for qw(get_hit get_miss put post delete token mix);
@@ -215,11 +231,13 @@ print $text;
 
 my $base = "$outdir/$stamp-$mode";
 my %files = ("$base-report.txt" => $text, "$base-checks.csv" => join("\n", @csv) . "\n");
-my @sum = ('target,scenario,rounds,rps,p50_ms,p90_ms,p99_ms,max_ms,requests,non2xx,socket_errors,cpu_app_us,cpu_nginx_us,cpu_db_us');
+my @sumcols = qw(rps p50_ms p90_ms p99_ms max_ms requests non2xx socket_errors cpu_app_us
+    cpu_nginx_us cpu_db_us);
+my @sum = (join ',', qw(target scenario rounds), @sumcols);
 for my $id (@order) {
     my ($t, $s) = split /\t/, $id;
     my $m = $med{$id};
-    push @sum, join(',', $t, $s, $m->{n}, map { $m->{$_} // '' } qw(rps p50_ms p90_ms p99_ms max_ms requests non2xx socket_errors cpu_app_us cpu_nginx_us cpu_db_us));
+    push @sum, join(',', $t, $s, $m->{n}, map { $m->{$_} // '' } @sumcols);
 }
 $files{"$base-summary.csv"} = join("\n", @sum) . "\n";
 if ($mode ne 'smoke') {

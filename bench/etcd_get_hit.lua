@@ -2,7 +2,7 @@
 -- seeded user's prefix, a random one of its keys.
 package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
 local e = require "etcd"
-setup, init, done = e.setup, e.init, e.done
+setup, init, done, response = e.setup, e.init, e.done, e.response
 
 function request()
   return e.range(e.user(), math.random(0, e.keys - 1))

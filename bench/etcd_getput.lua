@@ -1,8 +1,9 @@
--- etcd: 80% range of an existing key, 20% put of one, per request at
--- random: etcd's warm-up before the rounds.
+-- etcd: the overload mix of getput.lua, 80% range of an existing key,
+-- 20% put of one, per request at random; also etcd's warm-up before the
+-- rounds.
 package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
 local e = require "etcd"
-setup, init, done = e.setup, e.init, e.done
+setup, init, done, response = e.setup, e.init, e.done, e.response
 local n = 0
 
 function request()

@@ -123,7 +123,8 @@ if (@ovl) {
     out("skipped: %s connections (%s)", $_ =~ s/^ovl_skipped_//r, $f{$_})
         for sort grep { /^ovl_skipped_/ } keys %f;
     out('');
-    out('logged during each run (nginx error log; etcd log), lines by message:');
+    out('logged during each run (nginx error log; etcd log), lines by message; kernel: what the');
+    out("network namespace's TCP counters (/proc/net/netstat) grew by, other jobs' traffic included:");
     for my $id (@ovl) {
         my ($t, $s) = split /\t/, $id;
         my $k = "ovl_log_${t}_$s";
@@ -132,6 +133,7 @@ if (@ovl) {
         out("  %-8s %-20s %d lines%s", $t, $s, $total // 0,
             $t eq 'etcd' ? '' : sprintf(', %d "worker_connections are not enough"', $wc // 0));
         out("      %s", $_) for grep { length } split /\|/, $f{"${k}_top"} // '';
+        out("      kernel: %s", $f{"ovl_tcp_${t}_$s"}) if $f{"ovl_tcp_${t}_$s"};
     }
 }
 

@@ -263,14 +263,14 @@ static const struct {
  * query would race with the row's owner changing it.
  */
 static const struct {
-	enum stmt st;
 	const char *key;
+	enum stmt st;
 	enum dbr dup;
 } uniques[] = {
-    {ST_USER_INSERT, "uq_users_username", DBR_DUP_USERNAME},
-    {ST_USER_INSERT, "uq_users_email_key", DBR_DUP_EMAIL},
-    {ST_DATA_INSERT, "PRIMARY", DBR_DUP_KEY},
-    {ST_PROFILE_UPDATE, "uq_users_email_key", DBR_DUP_EMAIL},
+    {"uq_users_username", ST_USER_INSERT, DBR_DUP_USERNAME},
+    {"uq_users_email_key", ST_USER_INSERT, DBR_DUP_EMAIL},
+    {"PRIMARY", ST_DATA_INSERT, DBR_DUP_KEY},
+    {"uq_users_email_key", ST_PROFILE_UPDATE, DBR_DUP_EMAIL},
 };
 
 static MYSQL *conn;
@@ -517,7 +517,8 @@ db_ping(void)
  * may be NULL, then ""), or, with buffer NULL, a string fetched at its
  * real length into malloc'd memory.  .null says a column was NULL.
  */
-struct col {
+/* Members in the order an initializer reads; the arrays are small. */
+struct col { // NOLINT(clang-analyzer-optin.performance.Padding)
 	enum { C_U64, C_BUF, C_OPT, C_ALLOC } type;
 	void *buf;
 	size_t cap;
@@ -1494,8 +1495,8 @@ db_sessions(
 		if (stop || c[0].len != SESSION_RAW)
 			continue;
 		memcpy(row.id, id, SESSION_RAW);
-		row.refreshed_null = c[2].null;
-		row.agent_null = c[4].null;
+		row.refreshed_null = c[2].null != 0;
+		row.agent_null = c[4].null != 0;
 		stop = fn(arg, &row);
 	}
 	if (rc == -1)

@@ -24,7 +24,7 @@ lower(const char *email, char *out)
 {
 	size_t i;
 
-	for (i = 0; email[i] != '\0' && i < EMAIL_MAX; i++)
+	for (i = 0; i < EMAIL_MAX && email[i] != '\0'; i++)
 		out[i] = (char)tolower((unsigned char)email[i]);
 	out[i] = '\0';
 	return out;

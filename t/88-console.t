@@ -41,7 +41,10 @@ if ($missing) {
     exit 1;
 }
 
-my $s = KVTest->start;
+# Access tokens of 12 s: the page must rotate its refresh token (at 80 %
+# of the lifetime, under 5 minutes) several times during the journey.
+my $LIFETIME = 12;
+my $s = KVTest->start(token_lifetime => $LIFETIME);
 my $CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     . "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
@@ -126,7 +129,7 @@ my $shots = $ENV{KVAPI_CONSOLE_SHOTS} // $s->dir . '/screenshots';
 my $pid = open(my $out, '-|') // die "fork: $!";
 if (!$pid) {
     open STDIN, '<', '/dev/null' or die $!;
-    exec $PY, "$SRC/t/console/journey.py", $s->base_url, $shots, $AXE or die "exec $PY: $!";
+    exec $PY, "$SRC/t/console/journey.py", $s->base_url, $shots, $AXE, $LIFETIME or die "exec $PY: $!";
 }
 my $done;
 while (my $line = <$out>) {

@@ -199,7 +199,7 @@ async function renderSessions(el, note) {
     items.map((s) =>
       h(
         'li',
-        {},
+        { 'data-session-id': s.session_id },
         h(
           'p',
           { class: 'session-title' },

@@ -8,9 +8,13 @@
 # them.  Screenshots go to the test's directory (kept with
 # KVAPI_TEST_KEEP=1) or to KVAPI_CONSOLE_SHOTS.
 #
+# The journey runs on 12 s access tokens, so the page must rotate its
+# refresh token by itself; it covers the account page against the real
+# routes (profile, usage and quota, password, sessions, deleting the
+# account) and asserts through the API what the page did.
 # t/console/api.test.mjs holds the API client to the sessions contract
-# (refresh-token rotation, reuse, logout) with a fake server, since the
-# real one does not issue refresh tokens yet.
+# (refresh-token rotation, reuse, logout, two tabs) with a fake server,
+# for what a real server cannot be made to do on cue.
 #
 # Every tool comes from script/stack deps (nodejs; with --test chromium,
 # chromium-driver, python3-selenium) or from make's npm ci (axe-core):
@@ -115,8 +119,8 @@ subtest "the API's answers carry none of the console's headers" => sub {
 };
 
 # The API client's refresh-token rotation and logout against a fake
-# server of API.md's "Accounts and sessions", which the real one does not
-# serve yet (node's own test runner).
+# server of API.md's "Accounts and sessions" (node's own test runner):
+# the races and failures that the real one shows only by chance.
 subtest "the console's API client against the sessions contract" => sub {
     my $log = qx{node "$SRC/t/console/api.test.mjs" 2>&1};
     is($?, 0, 'node t/console/api.test.mjs passes') or diag($log);

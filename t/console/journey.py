@@ -1,12 +1,18 @@
 """A person's journey through kvapi's web console and API docs, in Debian's
 chromium driven by chromium-driver (python3-selenium), for t/88-console.t.
 
-    /usr/bin/python3 t/console/journey.py BASE_URL SHOT_DIR AXE_JS
+    /usr/bin/python3 t/console/journey.py BASE_URL SHOT_DIR AXE_JS [TOKEN_LIFETIME]
 
 It registers, logs in, creates, lists, opens, edits, conflicts over and
-deletes keys, visits the account page, narrows the window to 375 px,
-reloads, logs out and tries GET /api/health in the docs, asserting what
-each page shows; the keyboard does the login and the dialogs.  On every
+deletes keys; past the first access token's expiry (the stack's short
+token_lifetime) it opens the account page without logging in again,
+compares usage and quota with GET /api/users/me, edits the profile (a
+taken email first), revokes a session and logs out the others, changes
+the password; it narrows the window to 375 px, reloads (the refresh
+token in sessionStorage logs in again), logs out, logs in with the new
+password, deletes the account and tries GET /api/health in the docs,
+asserting what each page shows and, through the API, what the page did;
+the keyboard does the logins, the forms and the dialogs.  On every
 screen it fails on a browser console error and on a serious or critical
 axe-core violation, and it saves screenshots in SHOT_DIR.  A second
 client (plain HTTP, as another device of the same person) changes keys

@@ -8,9 +8,13 @@
 # them.  Screenshots go to the test's directory (kept with
 # KVAPI_TEST_KEEP=1) or to KVAPI_CONSOLE_SHOTS.
 #
+# The journey runs on 12 s access tokens, so the page must rotate its
+# refresh token by itself; it covers the account page against the real
+# routes (profile, usage and quota, password, sessions, deleting the
+# account) and asserts through the API what the page did.
 # t/console/api.test.mjs holds the API client to the sessions contract
-# (refresh-token rotation, reuse, logout) with a fake server, since the
-# real one does not issue refresh tokens yet.
+# (refresh-token rotation, reuse, logout, two tabs) with a fake server,
+# for what a real server cannot be made to do on cue.
 #
 # Every tool comes from script/stack deps (nodejs; with --test chromium,
 # chromium-driver, python3-selenium) or from make's npm ci (axe-core):
@@ -41,7 +45,10 @@ if ($missing) {
     exit 1;
 }
 
-my $s = KVTest->start;
+# Access tokens of 12 s: the page must rotate its refresh token (at 80 %
+# of the lifetime, under 5 minutes) several times during the journey.
+my $LIFETIME = 12;
+my $s = KVTest->start(token_lifetime => $LIFETIME);
 my $CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     . "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
@@ -112,8 +119,8 @@ subtest "the API's answers carry none of the console's headers" => sub {
 };
 
 # The API client's refresh-token rotation and logout against a fake
-# server of API.md's "Accounts and sessions", which the real one does not
-# serve yet (node's own test runner).
+# server of API.md's "Accounts and sessions" (node's own test runner):
+# the races and failures that the real one shows only by chance.
 subtest "the console's API client against the sessions contract" => sub {
     my $log = qx{node "$SRC/t/console/api.test.mjs" 2>&1};
     is($?, 0, 'node t/console/api.test.mjs passes') or diag($log);
@@ -126,7 +133,7 @@ my $shots = $ENV{KVAPI_CONSOLE_SHOTS} // $s->dir . '/screenshots';
 my $pid = open(my $out, '-|') // die "fork: $!";
 if (!$pid) {
     open STDIN, '<', '/dev/null' or die $!;
-    exec $PY, "$SRC/t/console/journey.py", $s->base_url, $shots, $AXE or die "exec $PY: $!";
+    exec $PY, "$SRC/t/console/journey.py", $s->base_url, $shots, $AXE, $LIFETIME or die "exec $PY: $!";
 }
 my $done;
 while (my $line = <$out>) {

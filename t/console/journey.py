@@ -1,12 +1,18 @@
 """A person's journey through kvapi's web console and API docs, in Debian's
 chromium driven by chromium-driver (python3-selenium), for t/88-console.t.
 
-    /usr/bin/python3 t/console/journey.py BASE_URL SHOT_DIR AXE_JS
+    /usr/bin/python3 t/console/journey.py BASE_URL SHOT_DIR AXE_JS [TOKEN_LIFETIME]
 
 It registers, logs in, creates, lists, opens, edits, conflicts over and
-deletes keys, visits the account page, narrows the window to 375 px,
-reloads, logs out and tries GET /api/health in the docs, asserting what
-each page shows; the keyboard does the login and the dialogs.  On every
+deletes keys; past the first access token's expiry (the stack's short
+token_lifetime) it opens the account page without logging in again,
+compares usage and quota with GET /api/users/me, edits the profile (a
+taken email first), revokes a session and logs out the others, changes
+the password; it narrows the window to 375 px, reloads (the refresh
+token in sessionStorage logs in again), logs out, logs in with the new
+password, deletes the account and tries GET /api/health in the docs,
+asserting what each page shows and, through the API, what the page did;
+the keyboard does the logins, the forms and the dialogs.  On every
 screen it fails on a browser console error and on a serious or critical
 axe-core violation, and it saves screenshots in SHOT_DIR.  A second
 client (plain HTTP, as another device of the same person) changes keys
@@ -38,8 +44,12 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 BASE, SHOTS, AXE = sys.argv[1], sys.argv[2], sys.argv[3]
+# The stack's token_lifetime: short, so that the page must rotate its
+# refresh token during the journey.
+LIFETIME = int(sys.argv[4]) if len(sys.argv) > 4 else 3600
 USER = f"ada_{os.getpid()}"
 PASSWORD = "correct horse battery"
+NEW_PASSWORD = "battery staple horse"
 # Seconds to wait for what a page should show: generous, as script/test
 # runs two test files at a time on two cores.
 WAIT = 30
@@ -79,11 +89,49 @@ def api(method, path, body=None, token=None, headers=None):
     return status, hdrs, doc
 
 
-def other_login():
-    st, _, doc = api("POST", "/api/token", {"username": USER, "password": PASSWORD})
+def other_login(password=None):
+    st, _, doc = api("POST", "/api/token", {"username": USER, "password": password or PASSWORD})
     if st != 200:
         raise RuntimeError(f"second client login: {st} {doc}")
     return doc["data"]
+
+
+class Other:
+    """The second client's login, rotated as a client should before its
+    short-lived access token expires (the stack's token_lifetime)."""
+
+    def __init__(self, password=None):
+        self.login(password)
+
+    def login(self, password=None):
+        self.tok = other_login(password)
+        self.at = time.monotonic()
+
+    @property
+    def token(self):
+        if time.monotonic() - self.at > LIFETIME / 2:
+            st, _, doc = api("POST", "/api/token",
+                             {"grant_type": "refresh_token", "refresh_token": self.tok["refresh_token"]})
+            if st != 200:
+                raise RuntimeError(f"second client refresh: {st} {doc}")
+            self.tok, self.at = doc["data"], time.monotonic()
+        return self.tok["access_token"]
+
+    @property
+    def sid(self):
+        return self.tok["session_id"]
+
+
+def human(n):
+    """As the page's bytes() (www/ui/dom.js) writes a size."""
+    units = ["bytes", "KB", "MB", "GB", "TB"]
+    i, v = 0, float(n)
+    while v >= 1024 and i < len(units) - 1:
+        v /= 1024
+        i += 1
+    if i == 0:
+        return f"{n} {'byte' if n == 1 else 'bytes'}"
+    return f"{v:.1f} {units[i]}" if v < 10 else f"{v:.0f} {units[i]}"
 
 
 def kpath(key):
@@ -318,11 +366,13 @@ def journey(j):
     check(USER in j.text(".top nav"), "the header names the user", j.text(".top nav"))
     j.screen("keys-empty", axe=False)
 
-    # What the server offers (the second client asks, as the page does).
-    tok = other_login()
-    token = tok["access_token"]
-    has_refresh = "refresh_token" in tok
-    emit(info=f"server offers refresh tokens: {has_refresh}")
+    # The page's first refresh token, and when it was issued: the page
+    # must rotate it before its access token expires (LIFETIME).
+    logged_in_at = time.monotonic()
+    first_refresh = d.execute_script("return sessionStorage.getItem('kvapi.refresh')")
+    check(first_refresh and json.loads(first_refresh).get("session_id"),
+          "the login keeps a refresh token and its session in sessionStorage", f"{first_refresh!r}")
+    other = Other()
 
     # ---- a new key: invalid JSON is refused before anything is sent
     j.click_button("New key", ".title-row")
@@ -333,7 +383,7 @@ def journey(j):
     j.click_button("Create", "form")
     j.wait_text(".field-error", "This is not valid JSON", "invalid JSON is refused in the page")
     check(d.find_element(By.ID, "f-value").get_attribute("aria-invalid") == "true", "the value field is marked invalid")
-    st, _, _ = api("GET", kpath("greeting"), token=token)
+    st, _, _ = api("GET", kpath("greeting"), token=other.token)
     check(st == 404, "nothing was sent for invalid JSON", f"GET greeting: {st}")
     j.fill("#f-value", "null")
     j.click_button("Create", "form")
@@ -346,7 +396,7 @@ def journey(j):
     j.wait(lambda: j.css("pre.json"), "value")
     check(j.text("pre.json") == json.dumps(value, indent=2), "the value shows as formatted JSON",
           j.text("pre.json"))
-    st, _, doc = api("GET", kpath("greeting"), token=token)
+    st, _, doc = api("GET", kpath("greeting"), token=other.token)
     check(st == 200 and doc["data"]["value"] == value, "the key is stored with that value", f"{st} {doc}")
     ttl_kept = st == 200 and "expires_at" in doc["data"]
     emit(info=f"server keeps TTLs: {ttl_kept}")
@@ -370,10 +420,10 @@ def journey(j):
 
     # ---- more keys from the other client; the list pages through them
     for i in range(1, 13):
-        api("POST", "/api/data", {"key": f"item-{i:02d}", "value": {"n": i, "tags": ["demo", f"item {i}"]}}, token=token)
+        api("POST", "/api/data", {"key": f"item-{i:02d}", "value": {"n": i, "tags": ["demo", f"item {i}"]}}, token=other.token)
     odd = "notes/2026 plan?#%é"
-    api("POST", "/api/data", {"key": odd, "value": ["a key with /, space, ?, #, % and é"]}, token=token)
-    api("POST", "/api/data", {"key": "settings", "value": {"theme": "dark", "page_size": 25}}, token=token)
+    api("POST", "/api/data", {"key": odd, "value": ["a key with /, space, ?, #, % and é"]}, token=other.token)
+    api("POST", "/api/data", {"key": "settings", "value": {"theme": "dark", "page_size": 25}}, token=other.token)
     j.go("#/keys")
     j.wait_h1("Your keys")
     j.wait(lambda: len(j.css(".key-list li")) == 15, "15 keys")
@@ -424,21 +474,21 @@ def journey(j):
     j.fill("#f-ttl", "")
     j.click_button("Save")
     j.wait_text(".field-error", "This is not valid JSON", "the editor refuses invalid JSON")
-    st, _, doc = api("GET", kpath("greeting"), token=token)
+    st, _, doc = api("GET", kpath("greeting"), token=other.token)
     check(doc["data"]["value"] == value, "and sent nothing", f"{doc}")
     j.screen("edit-invalid")
     j.fill("#f-value", '{"hello": "console"}')
     j.click_button("Save")
     j.wait_text(".msg-ok", "Data updated successfully.", "saving says so")
     j.wait(lambda: '"console"' in j.text("pre.json"), "new value")
-    st, _, doc = api("GET", kpath("greeting"), token=token)
+    st, _, doc = api("GET", kpath("greeting"), token=other.token)
     check(doc["data"]["value"] == {"hello": "console"}, "the new value is stored", f"{doc}")
 
     # ---- someone else changes it meanwhile: 412, reload
     j.click_button("Edit")
     j.wait(lambda: j.css("textarea#f-value"), "editor")
     j.fill("#f-value", '{"hello": "mine"}')
-    api("PUT", kpath("greeting"), {"value": {"hello": "theirs"}}, token=token)
+    api("PUT", kpath("greeting"), {"value": {"hello": "theirs"}}, token=other.token)
     j.click_button("Save")
     got = j.wait(lambda: j.css("dialog[open]"), "conflict dialog")
     check(got and "Someone else changed this key" in j.text("dialog[open]"), "a conflict opens a dialog",
@@ -455,17 +505,17 @@ def journey(j):
     j.click_button("Edit")
     j.wait(lambda: j.css("textarea#f-value"), "editor")
     j.fill("#f-value", '{"hello": "mine"}')
-    api("PUT", kpath("greeting"), {"value": {"hello": "theirs again"}}, token=token)
+    api("PUT", kpath("greeting"), {"value": {"hello": "theirs again"}}, token=other.token)
     j.click_button("Save")
     j.wait(lambda: j.css("dialog[open]"), "conflict dialog")
     j.keys(Keys.TAB, Keys.ENTER)  # the second choice: Overwrite with mine
     j.wait(lambda: '"mine"' in j.text("pre.json"), "my value")
-    st, _, doc = api("GET", kpath("greeting"), token=token)
+    st, _, doc = api("GET", kpath("greeting"), token=other.token)
     check(doc["data"]["value"] == {"hello": "mine"}, "Overwrite stores my value", f"{doc}")
     j.console_clean("conflict")
 
     # ---- delete, after someone else changed it: 412, delete anyway
-    api("PUT", kpath("greeting"), {"value": {"hello": "changed before the delete"}}, token=token)
+    api("PUT", kpath("greeting"), {"value": {"hello": "changed before the delete"}}, token=other.token)
     j.click_button("Delete")
     j.wait(lambda: j.css("dialog[open]"), "confirm dialog")
     check("Delete this key?" in j.text("dialog[open]"), "Delete asks first", j.text("dialog[open]"))
@@ -479,32 +529,121 @@ def journey(j):
     j.keys(Keys.TAB, Keys.ENTER)
     j.wait_h1("Your keys")
     j.wait_text(".msg-ok", "Data deleted successfully.", "deleting says so")
-    st, _, _ = api("GET", kpath("greeting"), token=token)
+    st, _, _ = api("GET", kpath("greeting"), token=other.token)
     check(st == 404, "the key is gone", f"GET greeting: {st}")
     j.console_clean("delete")
 
-    # ---- the account page
+    # ---- the account page, past the first access token's expiry: the
+    # page rotated its refresh token by itself, and no login was asked for
+    left = logged_in_at + LIFETIME + 2 - time.monotonic()
+    if left > 0:
+        time.sleep(left)
     j.go("#/account")
     j.wait_h1("Account")
-    st_me, _, me = api("GET", "/api/users/me", token=token)
-    st_s, _, _ = api("GET", "/api/sessions", token=token)
-    emit(info=f"GET /api/users/me: {st_me}, GET /api/sessions: {st_s}")
-    if st_me == 404:
-        j.wait_text("#acct-profile + div .msg-info, section .msg-info", "does not offer profiles",
-                    "a server without profiles says so")
-        check(not d.find_element(By.CSS_SELECTOR, "form[aria-label='Change password'] button").is_enabled(),
-              "changing the password waits for the API")
-        check(not d.find_element(By.CSS_SELECTOR, "form[aria-label='Delete account'] button").is_enabled(),
-              "deleting the account waits for the API")
-    else:
-        j.wait_text("section", f"Keys: {me['data']['usage']['keys']:,} of", "the profile shows usage against quota")
-    if st_s == 404:
-        j.wait_text("section .msg-info", "does not list sessions yet", "a server without sessions says so")
-    else:
-        j.wait_text(".sessions", "this session", "the sessions list marks this one")
-    check(("refresh token keeps this tab" in j.text("main")) == has_refresh,
-          "the page says whether the login survives a reload", j.text("section"))
+    me = api("GET", "/api/users/me", token=other.token)[2]["data"]
+    u, q = me["usage"], me["quota"]
+    j.wait_text("#acct-profile ~ div label", f"Keys: {u['keys']:,} of {q['keys']:,}",
+                "past the first access token's expiry the page still works, with no new login")
+    check(j.text("#acct-profile ~ div label[for='usage-bytes']") == f"Storage: {human(u['bytes'])} of {human(q['bytes'])}",
+          "the page shows storage used against the quota", j.text("#acct-profile ~ div label[for='usage-bytes']"))
+    meters = d.execute_script("return ['usage-keys', 'usage-bytes'].map(id => {"
+                              "const m = document.getElementById(id); return [m.value, m.max]; })")
+    check(meters == [[u["keys"], q["keys"]], [u["bytes"], q["bytes"]]],
+          "the meters hold GET /api/users/me's usage and quota", f"{meters} vs {u} {q}")
+    check(u["keys"] == 14, "usage counts the 14 keys", f"{u}")
+    now_refresh = json.loads(d.execute_script("return sessionStorage.getItem('kvapi.refresh')") or "{}")
+    first = json.loads(first_refresh)
+    check(now_refresh.get("refresh_token") not in (None, first["refresh_token"])
+          and now_refresh.get("session_id") == first["session_id"],
+          "the page rotated its refresh token within its session", f"{now_refresh}")
+    sessions = api("GET", "/api/sessions", token=other.token)[2]["data"]["items"]
+    mine = [s for s in sessions if s["session_id"] == first["session_id"]]
+    check(mine and mine[0]["refreshed_at"], "the server saw the page's session refreshed", f"{sessions}")
+    j.wait_text(".sessions", "this session", "the sessions list marks this one")
+    listed = d.execute_script("return [...document.querySelectorAll('.sessions li')].map("
+                              "li => [li.dataset.sessionId, !!li.querySelector('.badge')])")
+    check(sorted(listed) == sorted([[s["session_id"], s["session_id"] == first["session_id"]] for s in sessions]),
+          "the list holds every live session, the page's own marked, the other client's too",
+          f"page {listed}; API {sessions}")
+    check("Python-urllib" in j.text(".sessions"), "with the other client's user agent", j.text(".sessions"))
     j.screen("account")
+
+    # ---- profile: a taken email is refused in words, then a real edit
+    other_user = f"bob_{os.getpid()}"
+    st, _, _ = api("POST", "/api/register", {"username": other_user, "email": f"{other_user}@example.com",
+                                             "full_name": "Bob", "password": PASSWORD})
+    check(st == 201, "a second user registers (API)", f"{st}")
+    email = d.find_element(By.ID, "f-email")
+    email.clear()
+    email.send_keys(f"{other_user}@example.com", Keys.ENTER)
+    j.wait_text("#acct-profile ~ div .msg-error",
+                "The provided email is already registered. Please use a different email address. (EMAIL_EXISTS, HTTP 409)",
+                "a taken email shows EMAIL_EXISTS in words")
+    email = d.find_element(By.ID, "f-email")
+    email.clear()
+    email.send_keys(f"{USER}@example.com")
+    name = d.find_element(By.ID, "f-full_name")
+    name.clear()
+    name.send_keys("Ada King", Keys.ENTER)
+    j.wait_text("#acct-profile ~ div .msg-ok", "User updated successfully.", "saving the profile says so")
+    me = api("GET", "/api/users/me", token=other.token)[2]["data"]
+    check(me["full_name"] == "Ada King" and me["email"] == f"{USER}@example.com",
+          "the profile is stored (PATCH sent only what changed)", f"{me}")
+    j.console_clean("profile")
+
+    # ---- sessions: revoke the other client's, by keyboard
+    dead = other.tok
+    btn = d.find_element(By.CSS_SELECTOR, f".sessions li[data-session-id='{dead['session_id']}'] button")
+    btn.send_keys(Keys.ENTER)
+    j.wait(lambda: j.css("dialog[open]"), "revoke dialog")
+    check("Revoke this session?" in j.text("dialog[open]") and j.focused() == "button:Cancel",
+          "Revoke asks first, Cancel focused", j.text("dialog[open]") + " / " + j.focused())
+    j.keys(Keys.TAB, Keys.ENTER)
+    j.wait_text("#acct-sessions ~ div .msg-ok", "Session revoked.", "revoking says so")
+    check(not j.css(f".sessions li[data-session-id='{dead['session_id']}']"), "and the session leaves the list")
+
+    def is_dead(tok):
+        a = api("GET", "/api/users/me", token=tok["access_token"])
+        r = api("POST", "/api/token", {"grant_type": "refresh_token", "refresh_token": tok["refresh_token"]})
+        return a[0] == 401 and a[2]["code"] == "INVALID_TOKEN" and r[0] == 401 and r[2]["code"] == "INVALID_GRANT", \
+            f"access: {a[0]} {a[2]}; refresh: {r[0]} {r[2]}"
+
+    ok, why = is_dead(dead)
+    check(ok, "the revoked session's access and refresh tokens are dead (API)", why)
+
+    # ---- two more devices, then "Log out all other sessions"
+    a, b = Other(), Other()
+    j.go("#/keys")
+    j.wait_h1("Your keys")
+    j.go("#/account")
+    j.wait_h1("Account")
+    j.wait(lambda: len(j.css(".sessions li")) == 3, "3 sessions")
+    check(len(j.css(".sessions li")) == 3, "two new logins show up in the list", j.text(".sessions"))
+    btn = [b_ for b_ in j.css("#acct-sessions ~ div button") if b_.text == "Log out all other sessions"]
+    check(btn, 'a "Log out all other sessions" button')
+    btn[0].send_keys(Keys.ENTER)
+    j.wait_text("#acct-sessions ~ div .msg-ok", "Other sessions revoked. (2 ended)", "logging out the others says so")
+    check(len(j.css(".sessions li")) == 1 and j.css(".sessions li .badge"), "only this session is left",
+          j.text(".sessions"))
+    for n, t in (("first", a.tok), ("second", b.tok)):
+        ok, why = is_dead(t)
+        check(ok, f"the {n} other session's tokens are dead (API)", why)
+    j.console_clean("sessions")
+
+    # ---- change the password: the old one is refused, the new one works,
+    # other sessions end, this one stays
+    other = Other()
+    d.find_element(By.ID, "f-current_password").send_keys(PASSWORD)
+    d.find_element(By.ID, "f-new_password").send_keys(NEW_PASSWORD)
+    d.find_element(By.ID, "f-confirm").send_keys(NEW_PASSWORD, Keys.ENTER)
+    j.wait_text("#acct-password ~ div .msg-ok", "Password changed successfully.", "changing the password says so")
+    st, _, doc = api("POST", "/api/token", {"username": USER, "password": PASSWORD})
+    check(st == 401 and doc["code"] == "INVALID_CREDENTIALS", "the old password is refused (API)", f"{st} {doc}")
+    ok, why = is_dead(other.tok)
+    check(ok, "the change ended the other client's session", why)
+    other = Other(NEW_PASSWORD)
+    check(True, "the new password logs in (API)")
+    j.console_clean("password")
 
     # ---- 375 px wide: a phone's viewport (overlay scroll bars, as there)
     d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
@@ -524,32 +663,69 @@ def journey(j):
     width = d.execute_script("return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
     check(width == [375, 375], "so does the editor", f"{width}")
     j.screen("edit-375px")
+    j.go("#/account")
+    j.wait_h1("Account")
+    j.wait_text(".sessions", "this session", "the account page at 375 px")
+    width = d.execute_script("return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    check(width == [375, 375], "the account page fits at 375 px", f"{width}")
+    j.screen("account-375px")
     d.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
-    # ---- reload: the access token lived in memory only
+    # ---- reload: the access token lived in memory only, the refresh
+    # token in sessionStorage logs this tab in again
+    j.go("#/key/" + urllib.parse.quote(odd, safe=""))
+    j.wait(lambda: odd in j.h1(), "the key")
     d.refresh()
-    if has_refresh:
-        j.wait(lambda: odd in j.h1(), "the key again")
-        check(odd in j.h1(), "after a reload the refresh token logs this tab in again", j.h1())
-    else:
-        j.wait_h1("Log in")
-        check(True, "after a reload the login is gone (no refresh token from this server)")
-        d.find_element(By.ID, "f-username").send_keys(USER)
-        d.find_element(By.ID, "f-password").send_keys(PASSWORD, Keys.ENTER)
-        j.wait(lambda: odd in j.h1(), "back to the key")
-        check(odd in j.h1(), "logging in returns to the page asked for", j.h1())
+    j.wait(lambda: odd in j.h1(), "the key again")
+    check(odd in j.h1(), "after a reload the refresh token logs this tab in again", j.h1())
+    j.wait_text(".msg-info", f"Welcome back, {USER}.", "and says so")
     check(not d.execute_script("return Object.keys(localStorage).length"), "nothing is kept in localStorage")
-    stored = d.execute_script("return sessionStorage.getItem('kvapi.refresh')")
-    check(bool(stored) == has_refresh, "sessionStorage holds a refresh token only if the server issued one", f"{stored!r}")
+    stored = json.loads(d.execute_script("return sessionStorage.getItem('kvapi.refresh')") or "{}")
+    check(stored.get("session_id") == first["session_id"], "the same session goes on after the reload", f"{stored}")
+    j.console_clean("reload")
 
     # ---- log out
     j.click_button("Log out", ".top")
     j.wait_h1("Log in")
     j.wait_text(".msg-ok", "You are logged out.", "logging out says so")
     check(not d.execute_script("return sessionStorage.getItem('kvapi.refresh')"), "and forgets the refresh token")
+    sessions = api("GET", "/api/sessions", token=other.token)[2]["data"]["items"]
+    check([s["session_id"] for s in sessions] == [other.sid], "the page's session is over (API)", f"{sessions}")
     j.go("#/keys")
     j.wait_text(".msg-info", "Log in to continue.", "the keys need a login again")
     j.console_clean("logout")
+
+    # ---- log in with the new password (keyboard), delete the account
+    j.go("#/login")
+    j.wait_h1("Log in")
+    d.find_element(By.ID, "f-username").click()
+    j.keys(USER, Keys.TAB, NEW_PASSWORD, Keys.ENTER)
+    j.wait_h1("Your keys")
+    j.go("#/account")
+    j.wait_h1("Account")
+    j.wait(lambda: j.css("form[aria-label='Delete account'] input[name=password]"), "delete form")
+    pw = d.find_element(By.CSS_SELECTOR, "form[aria-label='Delete account'] input[name=password]")
+    pw.send_keys("not the password", Keys.ENTER)
+    j.wait(lambda: j.css("dialog[open]"), "delete dialog")
+    check("Delete your account?" in j.text("dialog[open]") and j.focused() == "button:Cancel",
+          "deleting asks first, Cancel focused", j.text("dialog[open]") + " / " + j.focused())
+    j.keys(Keys.TAB, Keys.ENTER)
+    j.wait_text("form[aria-label='Delete account'] .msg-error", "Invalid credentials.",
+                "a wrong password keeps the account, in words")
+    pw = d.find_element(By.CSS_SELECTOR, "form[aria-label='Delete account'] input[name=password]")
+    pw.clear()
+    pw.send_keys(NEW_PASSWORD, Keys.ENTER)
+    j.wait(lambda: j.css("dialog[open]"), "delete dialog")
+    j.keys(Keys.TAB, Keys.ENTER)
+    j.wait_h1("Log in")
+    j.wait_text(".msg-ok", "User deleted successfully.", "deleting the account says so")
+    check(not d.execute_script("return sessionStorage.getItem('kvapi.refresh')"), "and forgets the refresh token")
+    ok, why = is_dead(other.tok)
+    check(ok, "every session of the account is gone (API)", why)
+    st, _, doc = api("POST", "/api/register", {"username": USER, "email": f"{USER}@example.com",
+                                               "full_name": "Ada again", "password": PASSWORD})
+    check(st == 201, "the username (and email) can register again", f"{st} {doc}")
+    j.console_clean("delete account")
 
     # ---- the API docs, and a "try it out" of GET /api/health
     d.get(BASE + "/docs")

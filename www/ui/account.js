@@ -1,18 +1,14 @@
 // The account: this login, the profile with usage against quota
 // (GET/PATCH /api/users/me), the password (PUT /api/users/me/password),
 // the sessions (GET/DELETE /api/sessions) and deleting the account
-// (DELETE /api/users/me).  A server that does not have these routes yet
-// answers 404 NOT_FOUND: the section says so instead of failing.
+// (DELETE /api/users/me).  Each section shows the API's own error when
+// its request fails.
 import * as api from './api.js';
 import { ask, bytes, field, fill, h, messageArea, when } from './dom.js';
 import { submitting } from './auth.js';
 
 function section(id, title, ...content) {
   return h('section', { class: 'card', 'aria-labelledby': id }, h('h2', { id }, title), ...content);
-}
-
-function missing(what, e) {
-  return h('p', { class: 'msg msg-info' }, `${what} `, h('span', { class: 'code' }, `(${e.message})`));
 }
 
 export async function accountView(root, { stale }) {
@@ -48,32 +44,21 @@ export async function accountView(root, { stale }) {
   );
 
   let me = null;
-  let noProfile = null;
   try {
     me = (await api.call('GET', '/api/users/me')).data;
-    api.features.profile = true;
   } catch (e) {
-    if (!api.notARoute(e)) {
-      const msg = messageArea();
-      fill(profile, msg.el);
-      msg.error(e);
-    } else {
-      api.features.profile = false;
-      noProfile = e;
-    }
+    const msg = messageArea();
+    fill(profile, msg.el);
+    msg.error(e);
   }
   if (stale()) return;
-  if (me || noProfile) renderProfile(profile, me, noProfile);
-  renderPassword(password, noProfile);
-  renderDelete(danger, noProfile);
+  if (me) renderProfile(profile, me);
+  renderPassword(password);
+  renderDelete(danger);
   await renderSessions(sessions);
 }
 
-function renderProfile(el, me, noRoute, note) {
-  if (noRoute) {
-    fill(el, missing('This server does not offer profiles, usage or quotas yet (GET /api/users/me).', noRoute));
-    return;
-  }
+function renderProfile(el, me, note) {
   const usage = (label, id, used, max, fmt) =>
     h(
       'div',
@@ -109,7 +94,7 @@ function renderProfile(el, me, noRoute, note) {
     const gender = d.get('gender') === '' ? null : d.get('gender');
     if (gender !== (me.gender ?? null)) patch.gender = gender;
     const r = await api.call('PATCH', '/api/users/me', { body: patch });
-    renderProfile(el, r.data ?? me, null, r.message);
+    renderProfile(el, r.data ?? me, r.message);
   });
   fill(
     el,
@@ -128,14 +113,14 @@ function renderProfile(el, me, noRoute, note) {
   if (note) msg.show('ok', note);
 }
 
-function renderPassword(el, noRoute) {
+function renderPassword(el) {
   const msg = messageArea();
   const form = h(
     'form',
     { 'aria-label': 'Change password' },
     h(
       'fieldset',
-      { disabled: Boolean(noRoute) },
+      {},
       h('legend', { class: 'visually-hidden' }, 'Passwords'),
       field({
         label: 'Current password',
@@ -174,7 +159,7 @@ function renderPassword(el, noRoute) {
     form.reset();
     msg.show('ok', r.message, ' Your other sessions were ended.');
   });
-  fill(el, noRoute ? missing('This server cannot change passwords yet (PUT /api/users/me/password).', noRoute) : null, form);
+  fill(el, form);
 }
 
 async function renderSessions(el, note) {
@@ -182,15 +167,9 @@ async function renderSessions(el, note) {
   let items;
   try {
     items = (await api.call('GET', '/api/sessions')).data?.items ?? [];
-    api.features.sessions = true;
   } catch (e) {
-    if (!api.notARoute(e)) {
-      fill(el, msg.el);
-      msg.error(e);
-      return;
-    }
-    api.features.sessions = false;
-    fill(el, missing('This server does not list sessions yet (GET /api/sessions).', e));
+    fill(el, msg.el);
+    msg.error(e);
     return;
   }
   const list = h(
@@ -199,7 +178,7 @@ async function renderSessions(el, note) {
     items.map((s) =>
       h(
         'li',
-        {},
+        { 'data-session-id': s.session_id },
         h(
           'p',
           { class: 'session-title' },
@@ -209,7 +188,7 @@ async function renderSessions(el, note) {
         h(
           'p',
           { class: 'hint' },
-          `Started ${when(s.created_at)}, last active ${when(s.refreshed_at)}, expires ${when(s.expires_at)}.`,
+          `Started ${when(s.created_at)}, ${s.refreshed_at ? `last refreshed ${when(s.refreshed_at)}` : 'not refreshed yet'}, expires ${when(s.expires_at)}.`,
         ),
         h(
           'button',
@@ -271,14 +250,14 @@ async function renderSessions(el, note) {
   if (note) msg.show('ok', note);
 }
 
-function renderDelete(el, noRoute) {
+function renderDelete(el) {
   const msg = messageArea();
   const form = h(
     'form',
     { 'aria-label': 'Delete account' },
     h(
       'fieldset',
-      { disabled: Boolean(noRoute) },
+      {},
       h('legend', { class: 'visually-hidden' }, 'Confirm with your password'),
       h('p', {}, 'Your account, every key and every session go at once. This cannot be undone.'),
       field({ label: 'Password', name: 'password', type: 'password', autocomplete: 'current-password', required: true }),
@@ -299,5 +278,5 @@ function renderDelete(el, noRoute) {
     const r = await api.call('DELETE', '/api/users/me', { body: { password: d.get('password') } });
     api.forget(r.message);
   });
-  fill(el, noRoute ? missing('This server cannot delete accounts yet (DELETE /api/users/me).', noRoute) : null, form);
+  fill(el, form);
 }

@@ -21,11 +21,10 @@ export class ApiError extends Error {
   }
 }
 
-// What the running server was seen to offer; null until known.
+// Whether the token answer carried a refresh token (null until a login):
+// without one there is nothing to rotate or keep (API.md promises one).
 export const features = {
-  refresh: null, // the token answer carries refresh_token
-  profile: null, // GET /api/users/me is a route
-  sessions: null, // GET /api/sessions is a route
+  refresh: null,
 };
 
 let access = null; // {token, expiresAt}
@@ -219,12 +218,6 @@ export async function call(method, path, opts = {}) {
     if (access) finish(`Your session has ended: ${message}`, false);
   }
   throw new ApiError(res.status, code, message, json?.data);
-}
-
-// Is this error "no such route" (a feature the server does not have yet),
-// as opposed to a missing key or session?
-export function notARoute(e) {
-  return e instanceof ApiError && e.status === 404 && e.code === 'NOT_FOUND';
 }
 
 // The URL path of a key: its UTF-8 bytes percent-encoded, "/" included.

@@ -95,14 +95,7 @@ sub token_ok {
         json_is($r, {
             status  => 'success',
             message => 'Access token generated successfully.',
-            data    => {
-                access_token       => defined $t{access} ? "$t{access}" : 'missing',
-                token_type         => 'Bearer',
-                expires_in         => $o{lifetime} // 3600,
-                refresh_token      => defined $t{refresh} ? "$t{refresh}" : 'missing',
-                refresh_expires_in => $o{refresh_lifetime} // $REFRESH_LIFETIME,
-                session_id         => defined $t{session} ? "$t{session}" : 'missing',
-            },
+            data    => KVTest::token_data($r, $o{lifetime}, $o{refresh_lifetime} // $REFRESH_LIFETIME),
         }, 'whole body');
     });
     return \%t;

@@ -127,8 +127,9 @@ sub tag {
 # The data of a token answer (API.md, Accounts and sessions: a login opens
 # a session) as response $r should hold it: its own tokens and session
 # id where they have their forms, else 'missing', so that json_is fails.
+# $lifetime and $refresh_lifetime: the configured ones, if not the defaults.
 sub token_data {
-    my ($r, $lifetime) = @_;
+    my ($r, $lifetime, $refresh_lifetime) = @_;
     my $d = ref $r->{json} eq 'HASH' && ref $r->{json}{data} eq 'HASH' ? $r->{json}{data} : {};
     my $form = sub {
         my ($v, $n) = @_;
@@ -136,7 +137,8 @@ sub token_data {
     };
     return { access_token => $form->($d->{access_token}, 43), token_type => 'Bearer',
         expires_in => $lifetime // 3600, refresh_token => $form->($d->{refresh_token}, 43),
-        refresh_expires_in => 2592000, session_id => $form->($d->{session_id}, 22) };
+        refresh_expires_in => $refresh_lifetime // 2592000,
+        session_id => $form->($d->{session_id}, 22) };
 }
 
 # Text for a test's name: bytes outside printable ASCII as \x{..}, undef

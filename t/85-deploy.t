@@ -177,7 +177,10 @@ sub worker {
     my $c = IO::Socket::UNIX->new(Peer => $sock) or die "connect $sock: $!";
     binmode $c;
     my $req = fcgi_request(GET => '/api/nope');
-    syswrite($c, $req) == length $req or die "write $sock: $!";
+    # A worker that refused its config may be gone already (EPIPE): its
+    # exit status below is the answer.
+    my $n = syswrite($c, $req);
+    die "write $sock: $!" unless ($n // 0) == length $req || $!{EPIPE} || $!{ECONNRESET};
     my ($bytes, $open, $sel) = ('', 1, IO::Select->new($c));
     my $end = time + 30;
     while (time < $end) {

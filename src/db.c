@@ -37,7 +37,6 @@ enum stmt {
 	ST_DATA_DELETE,
 	ST_DATA_DELETE_IF,
 	ST_DATA_LIST,
-	ST_TOKEN_SESSION,
 	ST_TOKEN_ACCOUNT,
 	ST_SESSION_INSERT,
 	ST_REFRESH_INSERT,
@@ -142,8 +141,6 @@ static const struct {
     /* The sessions' statements (migration 0002): a login opens a
      * session, a refresh rotates its refresh token, ending one deletes
      * it and, by the foreign keys, its tokens. */
-    [ST_TOKEN_SESSION] = {"token_session",
-	"SELECT t.user_id, t.session_id FROM tokens t WHERE " TOKEN_VALID, 0},
     [ST_TOKEN_ACCOUNT] = {"token_account",
 	"SELECT t.user_id, t.session_id, u.password_hash FROM tokens t "
 	"JOIN users u ON u.id = t.user_id WHERE " TOKEN_VALID,
@@ -906,31 +903,6 @@ db_token_user(const unsigned char *tok, uint64_t *user)
 	return rows ? DBR_OK : DBR_NOAUTH;
 }
 
-/* The user and session of a valid token; DBR_NOAUTH if it is not. */
-static enum dbr
-token_session(
-    const unsigned char *tok, uint64_t *user, unsigned char *sid, int *has)
-{
-	MYSQL_BIND p[1];
-	char id[SESSION_RAW + 1];
-	struct col c[2] = {
-	    {C_U64, user, 0, NULL, NULL, 0, 0},
-	    {C_OPT, id, sizeof id, NULL, NULL, 0, 0},
-	};
-	unsigned long long rows;
-	enum dbr r;
-
-	bind_blob(&p[0], tok, HASH_LEN);
-	if ((r = run(ST_TOKEN_SESSION, p, c, 2, &rows)) != DBR_OK)
-		return r;
-	if (rows == 0)
-		return DBR_NOAUTH;
-	*has = !c[1].null && c[1].len == SESSION_RAW;
-	if (*has)
-		memcpy(sid, id, SESSION_RAW);
-	return DBR_OK;
-}
-
 /*
  * End the whole session of a valid token (its access tokens and its
  * refresh token: the foreign keys delete them); a token of no session
@@ -940,20 +912,20 @@ enum dbr
 db_token_end(const unsigned char *tok)
 {
 	MYSQL_BIND p[1];
-	unsigned char sid[SESSION_RAW];
-	uint64_t user;
+	struct account a;
 	unsigned long long rows;
 	enum dbr r;
-	int has;
 
-	if ((r = token_session(tok, &user, sid, &has)) != DBR_OK)
+	r = db_account(tok, &a);
+	explicit_bzero(a.hash, sizeof a.hash);
+	if (r != DBR_OK)
 		return r;
-	if (has)
-		bind_blob(&p[0], sid, SESSION_RAW);
+	if (a.has_session)
+		bind_blob(&p[0], a.session, SESSION_RAW);
 	else
 		bind_blob(&p[0], tok, HASH_LEN);
-	if ((r = run(has ? ST_SESSION_DELETE : ST_TOKEN_DELETE, p, NULL, 0,
-		 &rows)) != DBR_OK)
+	if ((r = run(a.has_session ? ST_SESSION_DELETE : ST_TOKEN_DELETE, p,
+		 NULL, 0, &rows)) != DBR_OK)
 		return r;
 	return rows ? DBR_OK : DBR_NOAUTH;
 }
@@ -1406,6 +1378,15 @@ db_profile_update(const unsigned char *tok, const struct profile_change *c)
 	return run(ST_PROFILE_UPDATE, p, NULL, 0, &rows);
 }
 
+/* a's session id, or one no session has (a token of no session). */
+static const unsigned char *
+session_of(const struct account *a)
+{
+	static const unsigned char none[SESSION_RAW];
+
+	return a->has_session ? a->session : none;
+}
+
 struct pwchange {
 	const struct account *a;
 	const unsigned char *tok;
@@ -1417,7 +1398,6 @@ password_tx(void *arg)
 {
 	const struct pwchange *w = arg;
 	MYSQL_BIND p[3];
-	static const unsigned char none[SESSION_RAW];
 	unsigned long long rows;
 	enum dbr r;
 
@@ -1429,7 +1409,7 @@ password_tx(void *arg)
 	if (rows == 0)
 		return DBR_NONE;
 	bind_u64(&p[0], &w->a->user);
-	bind_blob(&p[1], w->a->has_session ? w->a->session : none, SESSION_RAW);
+	bind_blob(&p[1], session_of(w->a), SESSION_RAW);
 	if ((r = run(ST_SESSIONS_DELETE_OTHERS, p, NULL, 0, &rows)) != DBR_OK)
 		return r;
 	bind_blob(&p[1], w->tok, HASH_LEN);
@@ -1524,10 +1504,9 @@ db_session_end(uint64_t user, const unsigned char *sid)
 enum dbr
 db_sessions_end_others(const struct account *a, unsigned long long *n)
 {
-	static const unsigned char none[SESSION_RAW];
 	MYSQL_BIND p[2];
 
 	bind_u64(&p[0], &a->user);
-	bind_blob(&p[1], a->has_session ? a->session : none, SESSION_RAW);
+	bind_blob(&p[1], session_of(a), SESSION_RAW);
 	return run(ST_SESSIONS_DELETE_OTHERS, p, NULL, 0, n);
 }

@@ -10,7 +10,10 @@
 # and DELETE /api/users/me, PUT /api/users/me/password, the refresh grant
 # and unknown grant types) get their own wrong types, NULs, 1 MB strings
 # and duplicate members; afterwards A's refresh token still rotates and no
-# password was changed.  Then the SQL metacharacters and LIKE
+# password was changed.  PATCH /api/data/{key} and ttl (issue 15) get
+# theirs: wrong Content-Types, invalid JSON, null, NUL, duplicates, deep
+# nesting, bodies over value_max and body_max, preconditions, other keys,
+# and every wrong type and range of ttl on POST and PUT.  Then the SQL metacharacters and LIKE
 # wildcards that the catalogue aims at the server are stored by a user of
 # their own and must come back literally.
 use strict;
@@ -37,7 +40,7 @@ my $WWW_BAD = 'Bearer realm="kvapi", error="invalid_token"';
 # Allow: nginx's own 405 (TRACE, CONNECT) lists every API method; the
 # worker's comes from its route table.
 my $ALLOW_NGINX = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
-my $ALLOW_KEY = 'GET, HEAD, PUT, DELETE, OPTIONS';
+my $ALLOW_KEY = 'GET, HEAD, PUT, PATCH, DELETE, OPTIONS';
 my $ALLOW_DATA = 'POST, GET, HEAD, OPTIONS';
 my $ALLOW_REGISTER = 'POST, OPTIONS';
 my $ALLOW_TOKEN = 'POST, DELETE, OPTIONS';
@@ -265,6 +268,11 @@ sub POSTD { D(POST => '/api/data', $_[0]) }
 sub PUTA { D(PUT => '/api/data/a', $_[0]) }
 
 my $seq = 0;
+# PATCH /api/data/a (A's "mine") with a raw body, as a merge patch (or
+# Content-Type $ct), with more headers %h.
+my $MPJ = 'application/merge-patch+json';
+sub PATCHA { my ($body, $ct, %h) = @_; return { m => 'PATCH', p => '/api/data/a', h => { %{ hdrs($TA, $ct // $MPJ) }, %h }, body => $body } }
+
 # A register body: valid unique fields, overridden by %o (undef: null).
 sub REG {
     my (%o) = @_;
@@ -605,7 +613,7 @@ my @CATALOGUE = (
     [ 'TRACE /api/register (nginx)',           'METHOD_NOT_ALLOWED', RAW('TRACE /api/register HTTP/1.1'), allow => $ALLOW_NGINX ],
     [ 'CONNECT /api/data/a (nginx)',           'METHOD_NOT_ALLOWED', RAW('CONNECT /api/data/a HTTP/1.1', $AUTH_A), allow => $ALLOW_NGINX ],
     [ 'CONNECT authority-form',                'BAD_REQUEST', RAW('CONNECT evil.example:443 HTTP/1.1') ],
-    [ 'PATCH /api/data/a',                     'METHOD_NOT_ALLOWED', D(PATCH => '/api/data/a', '{"value":"pwned"}'), allow => $ALLOW_KEY ],
+    [ 'POST /api/data/a',                      'METHOD_NOT_ALLOWED', D(POST => '/api/data/a', '{"key":"a","value":"pwned"}'), allow => $ALLOW_KEY ],
     [ 'PATCH /api/register',                   'METHOD_NOT_ALLOWED', { %{ REG() }, m => 'PATCH' }, allow => $ALLOW_REGISTER ],
     [ 'PROPFIND /api/data/a',                  'METHOD_NOT_ALLOWED', D(PROPFIND => '/api/data/a'), allow => $ALLOW_KEY ],
     [ 'FOO /api/token',                        'METHOD_NOT_ALLOWED', N(FOO => '/api/token', '{}'), allow => $ALLOW_TOKEN ],
@@ -630,6 +638,91 @@ my @CATALOGUE = (
     [ 'login: 72-byte password minus 1',       'INVALID_CREDENTIALS', LOGIN($U72, substr($P72, 0, 71)) ],
     [ 'login: password . \u0000 . junk',       'INVALID_CREDENTIALS', LOGIN($U72, "$P72\0junk") ],
     [ 'login: username . \u0000 . junk',       'INVALID_CREDENTIALS', LOGIN("$U72\0junk", $P72) ],
+
+    # --- PATCH /api/data/{key} (issue 15): a merge patch that is no valid value, wrong
+    # Content-Types, bodies too large, preconditions, other keys; every one changes nothing
+    [ 'PATCH: text/plain',                     'UNSUPPORTED_MEDIA_TYPE', PATCHA('{"x":1}', 'text/plain') ],
+    [ 'PATCH: no Content-Type',                'UNSUPPORTED_MEDIA_TYPE', CT(undef, PATCH => '/api/data/a', '{"x":1}', 1) ],
+    [ 'PATCH: x-www-form-urlencoded',          'UNSUPPORTED_MEDIA_TYPE', PATCHA('x=1', 'application/x-www-form-urlencoded') ],
+    [ 'PATCH: application/json-patch+json',    'UNSUPPORTED_MEDIA_TYPE', PATCHA('[{"op":"replace","path":"","value":"pwned"}]', 'application/json-patch+json') ],
+    [ 'PATCH: merge-patch+json; charset=latin1', 'UNSUPPORTED_MEDIA_TYPE', PATCHA('{"x":1}', "$MPJ; charset=latin1") ],
+    [ 'PATCH: multipart/form-data',            'UNSUPPORTED_MEDIA_TYPE', PATCHA(qq(--zz\r\nContent-Disposition: form-data; name="x"\r\n\r\n1\r\n--zz--\r\n), 'multipart/form-data; boundary=zz') ],
+    [ 'PATCH: empty body',                     'INVALID_JSON', PATCHA('') ],
+    [ 'PATCH: truncated object',               'INVALID_JSON', PATCHA('{"x":') ],
+    [ 'PATCH: truncated inside \u escape',     'INVALID_JSON', PATCHA('"\u00') ],
+    [ 'PATCH: object then garbage',            'INVALID_JSON', PATCHA('{"x":1}]') ],
+    [ 'PATCH: two values',                     'INVALID_JSON', PATCHA('"a" "b"') ],
+    [ 'PATCH: raw NUL in a string',            'INVALID_JSON', PATCHA(qq({"x":"a\x00b"})) ],
+    [ 'PATCH: raw NUL between members',        'INVALID_JSON', PATCHA(qq({"x":1,\x00"y":2})) ],
+    [ 'PATCH: 0xFF in a member name',          'INVALID_JSON', PATCHA(qq({"x\xFF":1})) ],
+    [ 'PATCH: overlong / (C0 AF)',             'INVALID_JSON', PATCHA(qq("\xC0\xAF")) ],
+    [ 'PATCH: UTF-8 surrogate (ED A0 80)',     'INVALID_JSON', PATCHA(qq({"x":"\xED\xA0\x80"})) ],
+    [ 'PATCH: top-level null',                 'INVALID_VALUE', PATCHA('null') ],
+    [ 'PATCH: top-level null, application/json', 'INVALID_VALUE', PATCHA('null', $BJ) ],
+    [ 'PATCH: null in whitespace',             'INVALID_VALUE', PATCHA(" \r\n null \t") ],
+    [ 'PATCH: \u0000 in a string',             'INVALID_VALUE', PATCHA('"pwned\u0000"') ],
+    [ 'PATCH: \u0000 in a member',             'INVALID_VALUE', PATCHA('{"x":"a\u0000b"}') ],
+    [ 'PATCH: \u0000 in a member name',        'INVALID_VALUE', PATCHA('{"x\u0000":1}') ],
+    [ 'PATCH: \u0000 deep inside',             'INVALID_VALUE', PATCHA('{"x":[{"y":["\u0000"]}]}') ],
+    [ 'PATCH: 1e400',                          'INVALID_VALUE', PATCHA('{"x":1e400}') ],
+    [ 'PATCH: duplicate member',               'INVALID_JSON', PATCHA('{"x":1,"x":2}') ],
+    [ 'PATCH: duplicate null and value',       'INVALID_JSON', PATCHA('{"x":null,"x":"pwned"}') ],
+    [ 'PATCH: duplicate spelled with escapes', 'INVALID_JSON', PATCHA('{"x":1,"\u0078":2}') ],
+    [ 'PATCH: duplicate nested',               'INVALID_JSON', PATCHA('{"x":{"y":1,"y":null}}') ],
+    [ 'PATCH: duplicate inside an array',      'INVALID_JSON', PATCHA('[{"x":1,"z":0,"x":1}]') ],
+    [ 'PATCH: 257 nested objects',             'INVALID_JSON', PATCHA('{"a":' x 256 . '1' . '}' x 256) ],
+    [ 'PATCH: 10000 nested arrays',            'INVALID_JSON', PATCHA($DEEP_A) ],
+    [ 'PATCH: 10000 nested objects',           'INVALID_JSON', PATCHA($DEEP_O) ],
+    [ 'PATCH: 10000 unclosed objects',         'INVALID_JSON', PATCHA('{"a":' x 10000) ],
+    [ 'PATCH: a string of value_max + 1 bytes', 'INVALID_VALUE', PATCHA('"' . 'x' x 1048575 . '"') ],
+    [ 'PATCH: a member of 1 MiB',              'INVALID_VALUE', PATCHA('{"big":"' . 'x' x 1048576 . '"}') ],
+    [ 'PATCH: a real body of body_max+1 bytes', 'PAYLOAD_TOO_LARGE', PATCHA('"' . 'x' x ($BIG - 1) . '"') ],
+    [ 'PATCH: Content-Length 99999999999',     'PAYLOAD_TOO_LARGE',
+      RAW('PATCH /api/data/a HTTP/1.1', "${AUTH_A}Content-Type: $MPJ\r\nContent-Length: 99999999999\r\n", '{"x":') ],
+    [ 'PATCH: chunked, no Content-Length, 1.2 MB', 'PAYLOAD_TOO_LARGE',
+      RAW('PATCH /api/data/a HTTP/1.1', "${AUTH_A}Content-Type: $MPJ\r\nTransfer-Encoding: chunked\r\n", $CHUNKED_BIG) ],
+    [ 'PATCH: If-Match never issued',          'PRECONDITION_FAILED', PATCHA('{"x":1}', undef, 'If-Match' => '"0000000000000000"') ],
+    [ 'PATCH: If-Match of garbage',            'PRECONDITION_FAILED', PATCHA('{"x":1}', undef, 'If-Match' => "' OR '1'='1") ],
+    [ 'PATCH: no token',                       'INVALID_TOKEN', { %{ PATCHA('{"x":1}') }, h => hdrs(undef, $MPJ) }, www => $WWW_NONE ],
+    [ 'PATCH: no token, text/plain, null',     'INVALID_TOKEN', { %{ PATCHA('null') }, h => hdrs(undef, 'text/plain') }, www => $WWW_NONE ],
+    [ 'PATCH: revoked token',                  'INVALID_TOKEN', { %{ PATCHA('{"x":1}') }, h => hdrs($TR, $MPJ) } ],
+    [ "PATCH: the victim's key profile",       'KEY_NOT_FOUND', D(PATCH => '/api/data/profile', '{"name":"pwned"}') ],
+    [ 'PATCH: key % (only "a" exists)',        'KEY_NOT_FOUND', D(PATCH => '/api/data/%25', '{"x":1}') ],
+    [ 'PATCH: key _',                          'KEY_NOT_FOUND', D(PATCH => '/api/data/_', '{"x":1}') ],
+    [ 'PATCH: key A (no case folding)',        'KEY_NOT_FOUND', D(PATCH => '/api/data/A', '{"x":1}') ],
+    [ 'PATCH: key "a " (no PAD SPACE match)',  'KEY_NOT_FOUND', D(PATCH => '/api/data/a%20', '{"x":1}') ],
+    [ 'PATCH: a%00 (must not patch a)',        'INVALID_KEY', D(PATCH => '/api/data/a%00', '{"x":1}') ],
+    [ 'PATCH: URL key %zz',                    'INVALID_KEY', D(PATCH => '/api/data/%zz', '{"x":1}') ],
+    [ 'PATCH /api/data (the collection)',      'METHOD_NOT_ALLOWED', D(PATCH => '/api/data', '{"x":1}'), allow => $ALLOW_DATA ],
+
+    # --- ttl (issue 15): every wrong type and range, on POST and PUT
+    [ 'POST: ttl "10"',                        'INVALID_TTL', POSTD('{"key":"h40","value":1,"ttl":"10"}') ],
+    [ 'POST: ttl true',                        'INVALID_TTL', POSTD('{"key":"h41","value":1,"ttl":true}') ],
+    [ 'POST: ttl false',                       'INVALID_TTL', POSTD('{"key":"h42","value":1,"ttl":false}') ],
+    [ 'POST: ttl []',                          'INVALID_TTL', POSTD('{"key":"h43","value":1,"ttl":[]}') ],
+    [ 'POST: ttl {}',                          'INVALID_TTL', POSTD('{"key":"h44","value":1,"ttl":{}}') ],
+    [ 'POST: ttl [10]',                        'INVALID_TTL', POSTD('{"key":"h45","value":1,"ttl":[10]}') ],
+    [ 'POST: ttl 0',                           'INVALID_TTL', POSTD('{"key":"h46","value":1,"ttl":0}') ],
+    [ 'POST: ttl -1',                          'INVALID_TTL', POSTD('{"key":"h47","value":1,"ttl":-1}') ],
+    [ 'POST: ttl 1.5',                         'INVALID_TTL', POSTD('{"key":"h48","value":1,"ttl":1.5}') ],
+    [ 'POST: ttl 31536001',                    'INVALID_TTL', POSTD('{"key":"h49","value":1,"ttl":31536001}') ],
+    [ 'POST: ttl 2^64',                        'INVALID_TTL', POSTD('{"key":"h50","value":1,"ttl":18446744073709551616}') ],
+    [ 'POST: ttl -2^63',                       'INVALID_TTL', POSTD('{"key":"h51","value":1,"ttl":-9223372036854775808}') ],
+    [ 'POST: ttl "1; DROP TABLE data"',        'INVALID_TTL', POSTD('{"key":"h52","value":1,"ttl":"1; DROP TABLE data"}') ],
+    [ 'POST: ttl "\u0000"',                    'INVALID_TTL', POSTD('{"key":"h53","value":1,"ttl":"\u0000"}') ],
+    [ 'POST: ttl twice',                       'INVALID_JSON', POSTD('{"key":"h54","value":1,"ttl":5,"ttl":"x"}') ],
+    [ 'POST: bad key and bad ttl',             'INVALID_KEY', POSTD('{"key":"","value":1,"ttl":"x"}') ],
+    [ 'POST: bad value and bad ttl',           'INVALID_VALUE', POSTD('{"key":"h55","value":null,"ttl":0}') ],
+    [ 'PUT: ttl "10"',                         'INVALID_TTL', PUTA('{"value":"pwned","ttl":"10"}') ],
+    [ 'PUT: ttl true',                         'INVALID_TTL', PUTA('{"value":"pwned","ttl":true}') ],
+    [ 'PUT: ttl {}',                           'INVALID_TTL', PUTA('{"value":"pwned","ttl":{}}') ],
+    [ 'PUT: ttl []',                           'INVALID_TTL', PUTA('{"value":"pwned","ttl":[]}') ],
+    [ 'PUT: ttl 0',                            'INVALID_TTL', PUTA('{"value":"pwned","ttl":0}') ],
+    [ 'PUT: ttl -1',                           'INVALID_TTL', PUTA('{"value":"pwned","ttl":-1}') ],
+    [ 'PUT: ttl 1.5',                          'INVALID_TTL', PUTA('{"value":"pwned","ttl":1.5}') ],
+    [ 'PUT: ttl 31536001',                     'INVALID_TTL', PUTA('{"value":"pwned","ttl":31536001}') ],
+    [ 'PUT: ttl 1e400',                        'INVALID_TTL', PUTA('{"value":"pwned","ttl":1e400}') ],
+    [ 'PUT: bad value and bad ttl',            'INVALID_VALUE', PUTA('{"value":null,"ttl":"x"}') ],
 
     # --- PATCH /api/users/me (issue 14): wrong types, NUL, huge strings, duplicates
     [ 'PATCH me: email a number',              'INVALID_PROFILE', PATCHME('{"email":5}') ],

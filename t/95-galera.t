@@ -14,6 +14,10 @@
 #     both); 32 refreshes of one token split over both stacks give one
 #     200; five failed logins through both stacks lock the username on
 #     both (the count is in the database);
+#   - TTL and quotas (issue 15), through two more stacks on nodes 1 and 2:
+#     a key with ttl 1 written on one node is KEY_NOT_FOUND on the other
+#     after its second; POSTs alternating between the nodes, and 16 at
+#     once split over both, stop at exactly quota_keys;
 #   - node 1 is killed (kill -9) under load from both stacks: no write
 #     answered 2xx is lost (checked in the database of the surviving and
 #     the rejoined nodes, and through both stacks), both stacks keep
@@ -93,7 +97,7 @@ sub cleanup {
 }
 
 # The hard bound: whatever hangs, stop everything and fail.
-my $LIMIT = $BENCH ? 240 : 170;
+my $LIMIT = $BENCH ? 270 : 200;
 $SIG{ALRM} = sub {
     fail("t/95 did not finish within $LIMIT s");
     cleanup();
@@ -283,6 +287,80 @@ is_deeply([ map { login($_ % 2 ? $A : $B, $ghost)->{status} } 1 .. 5 ], [ (401) 
     'lock-out: five failed logins of one username, alternating stacks: 401 each');
 $A->error_is(login($B, $ghost), 'ACCOUNT_LOCKED', 'lock-out: the 6th, on B: ACCOUNT_LOCKED');
 $A->error_is(login($A, $ghost), 'ACCOUNT_LOCKED', 'lock-out: on A too');
+
+# --- TTL and quotas across the cluster (issue 15) ---------------------
+
+# Two more stacks, C on node 1 and D on node 2, with a quota of 6 keys
+# and no purge of their own: an expiry is seen at once on the other node,
+# by the statements themselves, and the quota is one for the whole cluster
+# (the usage row is replicated and certified like any other).
+{
+    my %life = (%common, workers => 2, quota_keys => 6, token_purge_interval => 0);
+    my $C = KVTest->start(%life, db_hosts => cluster(undef, 'hosts', $CDIR, 1));
+    push @stacks, $C;
+    my $D = KVTest->start(%life, db_hosts => cluster(undef, 'hosts', $CDIR, 2));
+    push @stacks, $D;
+    $_->allow_log(qr/database connect to|connection lost|closed the connection|Deadlock|deadlock|retrying|WSREP/) for $C, $D;
+
+    my $lu = $C->new_user('g95l');
+    my %la = (Authorization => "Bearer $lu->{token}");
+    my $t0 = time;
+    $res = $C->request(POST => '/api/data', {headers => \%la, json => {key => 'ttl1', value => 'soon', ttl => 1}});
+    is($res->{status}, 201, 'ttl: a key with ttl 1 written through node 1 (stack C)');
+    $res = $D->request(GET => '/api/data/ttl1', {headers => \%la});
+    is($res->{status}, 200, 'ttl: read at once through node 2 (stack D)');
+    like($res->{json}{data}{expires_at} // '', qr/\A\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\z/, 'ttl: with its expires_at');
+    my $gone;
+    KVTest::poll_until(10, sub {
+        $gone = $D->request(GET => '/api/data/ttl1', {headers => \%la});
+        $gone->{status} == 404 });
+    my $t_gone = time;
+    $A->error_is($gone, 'KEY_NOT_FOUND', 'ttl: KEY_NOT_FOUND through node 2 after the expiry');
+    ok($t_gone >= $t0 + 1, sprintf 'ttl: not before its second (%.2f s)', $t_gone - $t0);
+    $A->error_is($C->request(GET => '/api/data/ttl1', {headers => \%la}), 'KEY_NOT_FOUND', 'ttl: and through node 1');
+    $A->error_is($D->request(PUT => '/api/data/ttl1', {headers => \%la, json => {value => 'x'}}), 'KEY_NOT_FOUND',
+        'ttl: a PUT through node 2 does not revive it');
+    is($C->request(POST => '/api/data', {headers => \%la, json => {key => 'ttl1', value => 'again'}})->{status}, 201,
+        'ttl: a POST through node 1 creates it anew');
+
+    my $qu = $C->new_user('g95q');
+    my %qa = (Authorization => "Bearer $qu->{token}");
+    my @st = map { ($_ % 2 ? $C : $D)->request(POST => '/api/data', {headers => \%qa,
+        json => {key => "q$_", value => $_}})->{status} } 1 .. 8;
+    is_deeply(\@st, [ (201) x 6, 507, 507 ], 'quota: POSTs alternating between node 1 and node 2 stop at exactly 6 keys')
+        or diag "@st";
+    is(node_sql(3, "SELECT COUNT(*) FROM data WHERE user_id = $qu->{user_id}", $DB)->[0][0], 6, 'quota: 6 rows, also on node 3');
+    $res = $D->request(GET => '/api/users/me', {headers => \%qa});
+    is_deeply($res->{json}{data}{usage} // {}, {keys => 6, bytes => 18}, 'quota: the usage through node 2: 6 keys, 18 bytes');
+    is($C->request(DELETE => '/api/data/q1', {headers => \%qa})->{status}, 200, 'quota: a DELETE through node 1');
+    is($D->request(POST => '/api/data', {headers => \%qa, json => {key => 'q9', value => 9}})->{status}, 201,
+        'quota: frees a key through node 2 at once');
+    $A->error_is($C->request(POST => '/api/data', {headers => \%qa, json => {key => 'q10', value => 10}}), 'QUOTA_EXCEEDED',
+        'quota: and the next POST through node 1 is refused');
+
+    # 16 concurrent POSTs of new keys split over both nodes, quota 6.
+    my $ru = $D->new_user('g95r');
+    my %ra = (Authorization => "Bearer $ru->{token}");
+    my $load = KVLoad->start(port => $C->port, clients => 16, deadline => 30, dir => "$CDIR/race-quota",
+        prepare => sub {
+            my ($c, $i) = @_;
+            $c->{port} = $i % 2 ? $D->port : $C->port;
+            setpriority(0, 0, -10);
+            $c->prime(POST => '/api/data', op => 'create', key => "r$i", headers => \%ra, body => qq({"key":"r$i","value":$i}));
+        },
+        run => sub { $_[0]->request_primed });
+    $load->go;
+    my @recs = @{ $load->finish(10) };
+    is_deeply([ $load->client_failures ], [], 'quota race: clients ran cleanly');
+    my %c;
+    $c{ $_->{status} . ($_->{code} ? " $_->{code}" : '') }++ for @recs;
+    is_deeply(\%c, {201 => 6, '507 QUOTA_EXCEEDED' => 10},
+        'quota race: 16 POSTs of new keys on both nodes against a quota of 6: exactly 6 201s, 10 507s')
+        or diag explain \%c;
+    is(node_sql(3, "SELECT COUNT(*) FROM data WHERE user_id = $ru->{user_id}", $DB)->[0][0], 6, 'quota race: 6 rows on node 3');
+    $_->stop for $C, $D;
+    @stacks = grep { $_ != $C && $_ != $D } @stacks;
+}
 
 # --- Kill node 1 under load from both stacks ----------------------------
 

@@ -808,51 +808,6 @@ subtest 'drive the account and session operations' => sub {
     is req(DELETE => '/api/users/me', h => $M, json => { password => 'a new horse' })->{status}, 200, 'delete the account';
 };
 
-# TTL, PATCH and quotas (issue 15, API.md "Data lifecycle"), with every
-# status and code they answer from outside; the 507s on a restart with a
-# small quota, undone afterwards.
-subtest 'drive the data lifecycle operations' => sub {
-    my $MPH = { 'Content-Type' => 'application/merge-patch+json' };
-    # A ttl on POST and PUT; expires_at in GET, HEAD and the listing
-    is req(POST => '/api/data', auth => 1, json => { key => 'life', value => { a => 1 }, ttl => 600 })->{status}, 201,
-        'store with a ttl';
-    req(POST => '/api/data', auth => 1, json => { key => 'life2', value => 1, ttl => 0 });
-    req(POST => '/api/data', auth => 1, body => '{"key":"life3","value":1,"ttl":null}', h => $JSON_H);
-    is req(GET => '/api/data/life', auth => 1)->{status}, 200, 'read with expires_at';
-    req(HEAD => '/api/data/life', auth => 1);
-    is req(GET => '/api/data?prefix=life', auth => 1)->{status}, 200, 'list with expires_at';
-    is req(PUT => '/api/data/life', auth => 1, json => { value => { a => 2 }, ttl => 900 })->{status}, 200,
-        'update with a ttl';
-    req(PUT => '/api/data/life', auth => 1, json => { value => 1, ttl => '10' });
-    # PATCH /api/data/{key}
-    my $r = req(PATCH => '/api/data/life', auth => 1, h => $MPH, body => '{"b":[1,2],"a":null}');
-    is $r->{status}, 200, 'patch';
-    my $e = $r->{headers}{etag};
-    is req(PATCH => '/api/data/life', auth => 1, h => { %$MPH, 'If-Match' => $e // 'x' }, body => '{"c":true}')->{status},
-        200, 'patch with If-Match';
-    is req(PATCH => '/api/data/life', auth => 1, h => { %$MPH, 'If-Match' => $e // 'x' }, body => '{"c":false}')->{status},
-        412, 'patch with a stale If-Match: 412';
-    is req(PATCH => '/api/data/life', auth => 1, h => $JSON_H, body => '"a string"')->{status}, 200,
-        'patch as application/json';
-    req(PATCH => '/api/data/nope', auth => 1, h => $MPH, body => '{}');
-    req(PATCH => '/api/data/life', auth => 1, h => $MPH, body => 'null');
-    req(PATCH => '/api/data/life', auth => 1, h => $MPH, body => '{');
-    req(PATCH => '/api/data/%01', auth => 1, h => $MPH, body => '{}');
-    req(PATCH => '/api/data/life', auth => 1, h => { 'Content-Type' => 'text/plain' }, body => '{}');
-    req(PATCH => '/api/data/life', h => $MPH, body => '{}');
-    # 507 QUOTA_EXCEEDED on POST, PUT and PATCH
-    $s->restart_app(quota_keys => 2, quota_bytes => 200);
-    my $Q = $s->new_user('oasq');
-    my $QA = $s->auth($Q->{token});
-    is req(POST => '/api/data', h => $QA, json => { key => "q$_", value => $_ })->{status}, 201, "quota: store q$_" for 1 .. 2;
-    is req(POST => '/api/data', h => $QA, json => { key => 'q3', value => 3 })->{status}, 507, 'quota: a third key: 507';
-    is req(PUT => '/api/data/q1', h => $QA, json => { value => 'x' x 300 })->{status}, 507, 'quota: a PUT over the bytes: 507';
-    is req(PATCH => '/api/data/q1', h => { %$QA, %$MPH }, body => '"' . 'x' x 300 . '"')->{status}, 507,
-        'quota: a PATCH over the bytes: 507';
-    is req(GET => '/api/users/me', h => $QA)->{status}, 200, 'quota: the profile with usage and quota';
-    $s->restart_app(quota_keys => 100000, quota_bytes => 104857600);
-};
-
 # The account routes without a database (the login rate limit is the
 # next subtest's).
 subtest '503 SERVICE_UNAVAILABLE on the account and session routes' => sub {
@@ -893,7 +848,6 @@ subtest '503 SERVICE_UNAVAILABLE (no database) and 429 TOO_MANY_REQUESTS' => sub
     req(HEAD => '/api/data', auth => 1);
     req($_ => '/api/data/k', auth => 1) for qw(GET HEAD DELETE);
     req(PUT => '/api/data/k', auth => 1, json => { value => 1 });
-    req(PATCH => '/api/data/k', auth => 1, h => { 'Content-Type' => 'application/merge-patch+json' }, body => '{}');
     my $r = req(GET => '/api/health');
     is $r->{status}, 503, 'health: 503';
     req(HEAD => '/api/health');

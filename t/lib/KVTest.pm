@@ -39,8 +39,9 @@ use POSIX ();
 use Test::More ();
 use Time::HiRes ();
 
-# The error table of API.md ("Validation and errors", "Beyond the seed"
-# and "Accounts and sessions"), word for word: code => [HTTP status, message].
+# The error table of API.md ("Validation and errors", "Beyond the seed",
+# "Accounts and sessions" and "Data lifecycle"), word for word: code =>
+# [HTTP status, message].
 our %ERRORS = (
     INVALID_REQUEST => [400, 'Invalid request. Please provide all required fields: username, email, password, full_name.'],
     INVALID_PASSWORD => [400, 'The provided password does not meet the requirements. Password must be 8 to 72 bytes long.'],
@@ -74,6 +75,9 @@ our %ERRORS = (
     SESSION_NOT_FOUND => [404, 'The session does not exist.'],
     ACCOUNT_DISABLED => [403, 'This account is disabled.'],
     ACCOUNT_LOCKED => [429, 'Too many failed login attempts. Please try again later.'],
+    # "Data lifecycle".
+    INVALID_TTL => [400, 'The ttl must be an integer number of seconds between 1 and 31536000.'],
+    QUOTA_EXCEEDED => [507, 'The storage quota for this account is exceeded.'],
 );
 
 # Headers the table puts beside some statuses ("401 + WWW-Authenticate").

@@ -232,8 +232,10 @@ if ($mode eq 'growth') {
         for qw(get_hit put delete);
     if ($f{compare_bin}) {
         check("$_ kvapi_b/kvapi", ratio(medv('kvapi_b', $_, 'rps'), medv('kvapi', $_, 'rps')), 'info')
-            for qw(get_hit get_miss put post delete token mix);
+            for qw(get_hit get_miss put patch post delete token mix);
     }
+    # A merge patch is a locked read and a write in one transaction.
+    check('patch/put kvapi', ratio(medv('kvapi', 'patch', 'rps'), medv('kvapi', 'put', 'rps')), 'info');
     check('get_hit kvapi/nginx return 200', ratio(medv('kvapi', 'get_hit', 'rps'), medv('ceil_return', 'get_hit', 'rps')), 'info');
 
     # Overload (the etcd issue): no connection error of any kind on

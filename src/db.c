@@ -58,6 +58,11 @@ enum stmt {
 	ST_SESSION_PURGE,
 	ST_REFRESH_PURGE,
 	ST_FAILURES_PURGE,
+	ST_LIMITS,
+	ST_DATA_LOCK,
+	ST_DATA_SET,
+	ST_DATA_PURGE,
+	ST_DATA_EXPIRE,
 	ST__MAX
 };
 
@@ -70,22 +75,38 @@ enum stmt {
 #define TOKEN_VALID "t.token_hash = ? AND t.expires_at > UTC_TIMESTAMP(6)"
 /* A UTC DATETIME as RFC 3339 text, to the second: 2026-12-01T09:00:00Z. */
 #define RFC3339(col) "DATE_FORMAT(" col ", '%Y-%m-%dT%H:%i:%sZ')"
+/*
+ * A pair that has not expired (migration 0003), as a condition on data
+ * (`a` is "" or "d."): an expired pair is gone for every statement at
+ * once, whether or not the purge has deleted it yet.
+ */
+#define LIVE(a)                                                                \
+	"(" a "expires_at IS NULL OR " a "expires_at > UTC_TIMESTAMP(6))"
 /* The token's user, with that user's row of key k if there is one. */
 #define TOKEN_AND_KEY                                                          \
 	" FROM tokens t LEFT JOIN data d ON d.user_id = t.user_id "            \
-	"AND d.k = ? WHERE " TOKEN_VALID
+	"AND d.k = ? AND " LIVE("d.") " WHERE " TOKEN_VALID
 /*
  * Key k of the token's user, for UPDATE and DELETE: a subquery, not a
  * multi-table UPDATE/DELETE, whose prepared form crashed MariaDB 10.11.19
  * under the test suite's load (signal 11 in multi_update).  The plan is
  * the same: the token by its primary key, then the row by its own.
  */
+#define USER_OF_TOKEN "(SELECT t.user_id FROM tokens t WHERE " TOKEN_VALID ")"
 #define KEY_OF_TOKEN                                                           \
-	" WHERE user_id = (SELECT t.user_id FROM tokens t WHERE " TOKEN_VALID  \
-	") AND k = ?"
+	" WHERE user_id = " USER_OF_TOKEN " AND k = ? AND " LIVE("")
+/* A PUT replaces the expiry too: a NULL ttl makes it NULL (no expiry). */
 #define SET_VALUE                                                              \
-	"UPDATE data SET v = ?, version = ?, updated_at = "                    \
-	"UTC_TIMESTAMP(6)" KEY_OF_TOKEN
+	"UPDATE data SET v = ?, version = ?, updated_at = UTC_TIMESTAMP(6), "  \
+	"expires_at = UTC_TIMESTAMP(6) + INTERVAL ? SECOND" KEY_OF_TOKEN
+/* A POST onto an expired pair makes it anew: column col becomes new. */
+/* The expired pairs of user u, not yet purged. */
+#define EXPIRED_OF_U                                                           \
+	" FROM data d WHERE d.expires_at <= UTC_TIMESTAMP(6) "                 \
+	"AND d.user_id = u.id"
+#define ANEW(col, new)                                                         \
+	"data." col                                                            \
+	" = IF(data.expires_at <= UTC_TIMESTAMP(6), " new ", data." col ")"
 
 /* Each statement: its name (for the log), its SQL, whether it writes. */
 static const struct {
@@ -117,13 +138,24 @@ static const struct {
 	"DELETE FROM tokens "
 	"WHERE expires_at < UTC_TIMESTAMP(6) LIMIT 1000",
 	1},
+    /*
+     * A live pair is left as it is (no row changed: KEY_EXISTS); an
+     * expired one is made anew, expires_at last, since each assignment
+     * sees the ones before it.  The triggers count both in the usage.
+     */
     [ST_DATA_INSERT] = {"data_insert",
-	"INSERT INTO data (user_id, k, v, version) "
-	"SELECT t.user_id, ?, ?, ? FROM tokens t "
-	"WHERE " TOKEN_VALID,
+	"INSERT INTO data (user_id, k, v, version, expires_at) "
+	"SELECT t.user_id, ?, ?, ?, UTC_TIMESTAMP(6) + INTERVAL ? SECOND "
+	"FROM tokens t WHERE " TOKEN_VALID
+	" ON DUPLICATE KEY UPDATE " ANEW("v", "VALUE(v)") ", " ANEW(
+	    "version", "VALUE(version)") ", " ANEW("created_at",
+	    "UTC_TIMESTAMP(6)") ", " ANEW("updated_at",
+	    "UTC_TIMESTAMP(6)") ", " ANEW("expires_at", "VALUE(expires_at)"),
 	1},
     [ST_DATA_GET] = {"data_get",
-	"SELECT t.user_id, d.version, d.v" TOKEN_AND_KEY, 0},
+	"SELECT t.user_id, d.version, d.v, " RFC3339("d.expires_at")
+	    TOKEN_AND_KEY,
+	0},
     [ST_DATA_VERSION] = {"data_version",
 	"SELECT t.user_id, d.version" TOKEN_AND_KEY, 0},
     [ST_DATA_UPDATE] = {"data_update", SET_VALUE, 1},
@@ -135,8 +167,10 @@ static const struct {
     /* Keyset pagination in byte order; the prefix is a LIKE pattern
      * with %, _ and \\ escaped, so it matches literally. */
     [ST_DATA_LIST] = {"data_list",
-	"SELECT k, v FROM data WHERE user_id = ? AND k > ? "
-	"AND k LIKE ? ORDER BY k LIMIT ?",
+	"SELECT k, v, " RFC3339(
+	    "expires_at") " FROM data WHERE user_id = ? "
+			  "AND k > ? AND k LIKE ? AND " LIVE(
+			      "") " ORDER BY k LIMIT ?",
 	0},
     /* The sessions' statements (migration 0002): a login opens a
      * session, a refresh rotates its refresh token, ending one deletes
@@ -212,16 +246,19 @@ static const struct {
 						       "BY created_at DESC, id "
 						       "LIMIT 1000",
 	0},
-    /* The profile and its usage, as GET /api/users/me answers them. */
+    /* The profile and its usage, as GET /api/users/me answers them:
+     * what the triggers counted, less the expired pairs not yet purged
+     * (few: the purge keeps up; ix_data_expires finds them). */
     [ST_PROFILE] = {"profile",
 	"SELECT u.id, u.username, u.email, u.full_name, u.age, "
 	"u.gender, " RFC3339(
-	    "u.created_at") ", (SELECT COUNT(*) FROM data d "
-			    "WHERE d.user_id = u.id), (SELECT "
-			    "COALESCE(SUM(LENGTH(d.k) + "
-			    "LENGTH(d.v)), 0) FROM data d WHERE d.user_id = "
-			    "u.id) "
+	    "u.created_at") ", COALESCE(g.key_count, 0) - (SELECT "
+			    "COUNT(*)" EXPIRED_OF_U
+			    "), COALESCE(g.byte_count, 0) - (SELECT "
+			    "COALESCE(SUM(LENGTH(d.k) + LENGTH(d.v)), "
+			    "0)" EXPIRED_OF_U ") "
 			    "FROM tokens t JOIN users u ON u.id = t.user_id "
+			    "LEFT JOIN user_usage g ON g.user_id = u.id "
 			    "WHERE " TOKEN_VALID,
 	0},
     /* Each column changes only when its flag says so. */
@@ -250,6 +287,29 @@ static const struct {
 	"DELETE FROM login_failures WHERE failed_at < UTC_TIMESTAMP(6) - "
 	"INTERVAL ? SECOND LIMIT 1000",
 	1},
+    /* Data lifecycle (migration 0003).  The quotas, for the triggers
+     * that keep the usage: run on every new connection. */
+    [ST_LIMITS] = {"limits",
+	"SET @kvapi_quota_keys = ?, @kvapi_quota_bytes = ?", 0},
+    /* A merge patch reads the value and writes the result in one
+     * transaction, the row locked in between. */
+    [ST_DATA_LOCK] = {"data_lock",
+	"SELECT d.user_id, d.version, d.v FROM data d WHERE d.user_id "
+	"= " USER_OF_TOKEN " AND d.k = ? AND " LIVE("d.") " FOR UPDATE",
+	0},
+    /* The expiry is kept. */
+    [ST_DATA_SET] = {"data_set",
+	"UPDATE data SET v = ?, version = ?, updated_at = UTC_TIMESTAMP(6) "
+	"WHERE user_id = ? AND k = ?",
+	1},
+    [ST_DATA_PURGE] = {"data_purge",
+	"DELETE FROM data WHERE expires_at <= UTC_TIMESTAMP(6) LIMIT 1000", 1},
+    /* The expired pairs of the token's user, when a write met the quota:
+     * an expired pair frees its space at once, not at the next purge. */
+    [ST_DATA_EXPIRE] = {"data_expire",
+	"DELETE FROM data WHERE expires_at <= UTC_TIMESTAMP(6) AND user_id "
+	"= " USER_OF_TOKEN,
+	1},
 };
 
 /*
@@ -266,7 +326,6 @@ static const struct {
 } uniques[] = {
     {"uq_users_username", ST_USER_INSERT, DBR_DUP_USERNAME},
     {"uq_users_email_key", ST_USER_INSERT, DBR_DUP_EMAIL},
-    {"PRIMARY", ST_DATA_INSERT, DBR_DUP_KEY},
     {"uq_users_email_key", ST_PROFILE_UPDATE, DBR_DUP_EMAIL},
 };
 
@@ -277,6 +336,7 @@ static time_t last_used, last_logged;
 static double slow_failed; /* when a connect last failed slowly */
 
 #define IDLE_PING      30 /* seconds idle before we ping first */
+#define QUOTA_SIGNAL   "kvapi: QUOTA_EXCEEDED"
 #define RETRY_DEADLOCK 3
 
 void
@@ -386,6 +446,24 @@ node(int i, char *host, size_t cap, unsigned int *port)
 	return 1;
 }
 
+/* The quotas, for the usage triggers of this connection's writes. */
+static int
+set_limits(void)
+{
+	MYSQL_STMT *s = stmts[ST_LIMITS];
+	MYSQL_BIND p[2];
+
+	memset(p, 0, sizeof p);
+	p[0].buffer_type = p[1].buffer_type = MYSQL_TYPE_LONGLONG;
+	p[0].buffer = &cfg.quota_keys;
+	p[1].buffer = &cfg.quota_bytes;
+	if (mysql_stmt_bind_param(s, p) == 0 && mysql_stmt_execute(s) == 0)
+		return 0;
+	log_err("statement %s: %s", statements[ST_LIMITS].name,
+	    mysql_stmt_error(s));
+	return -1;
+}
+
 /*
  * Connect and prepare every statement.  With db_hosts, try the nodes in
  * turn, starting with the one that worked last (so a node that failed is
@@ -432,6 +510,8 @@ db_connect(void)
 			goto fail;
 		}
 	}
+	if (set_limits() == -1)
+		goto fail;
 	slow_failed = 0;
 	last_used = time(NULL);
 	if (nodes > 0)
@@ -568,6 +648,12 @@ fail(enum stmt st, MYSQL_STMT *s)
 
 	if (e == ER_DUP_ENTRY)
 		return duplicate(st, mysql_stmt_error(s));
+	/* The usage triggers' refusal (sql/migrations/0003_lifecycle.sql). */
+	if (e == ER_SIGNAL_EXCEPTION &&
+	    strcmp(mysql_stmt_error(s), QUOTA_SIGNAL) == 0) {
+		mysql_stmt_reset(s);
+		return DBR_QUOTA;
+	}
 	if (lost(e)) {
 		log_err("statement %s: database connection lost: %s",
 		    statements[st].name, mysql_stmt_error(s));
@@ -932,14 +1018,15 @@ db_token_end(const unsigned char *tok)
 
 /*
  * Delete up to 1000 each of expired tokens, sessions past their refresh
- * token and an access token's lifetime, expired refresh tokens, and
- * failed logins out of the window; *n says how many rows went.
+ * token and an access token's lifetime, expired refresh tokens, failed
+ * logins out of the window and expired pairs; *n says how many rows
+ * went.
  */
 enum dbr
 db_token_purge(unsigned long long *n)
 {
 	static const enum stmt purges[] = {ST_TOKEN_PURGE, ST_SESSION_PURGE,
-	    ST_REFRESH_PURGE, ST_FAILURES_PURGE};
+	    ST_REFRESH_PURGE, ST_FAILURES_PURGE, ST_DATA_PURGE};
 	MYSQL_BIND p[1];
 	unsigned long long k;
 	enum dbr r;
@@ -961,84 +1048,98 @@ db_token_purge(unsigned long long *n)
  * user: each checks it as it runs.
  */
 
-/*
- * A new pair: DBR_DUP_KEY if the key exists, DBR_NOAUTH if tok is not
- * valid.
- */
-enum dbr
-db_data_insert(const unsigned char *tok, const char *k, size_t klen,
-    const char *v, size_t vlen, uint64_t version)
+/* A pair's TTL as a parameter: NULL (no expiry) when it has none. */
+static void
+bind_ttl(MYSQL_BIND *b, const long long *ttl)
 {
-	MYSQL_BIND p[4];
-	unsigned long long rows;
-	enum dbr r;
-
-	bind_blob(&p[0], (const unsigned char *)k, klen);
-	bind_str(&p[1], v, vlen);
-	bind_u64(&p[2], &version);
-	bind_blob(&p[3], tok, HASH_LEN);
-	if ((r = run(ST_DATA_INSERT, p, NULL, 0, &rows)) != DBR_OK)
-		return r;
-	return rows ? DBR_OK : DBR_NOAUTH;
+	if (*ttl > 0)
+		bind_ll(b, ttl);
+	else
+		bind_str(b, NULL, 0);
 }
 
 /*
- * Key k of the token's user (*user): its version and, unless v is NULL,
- * its value (*v malloc'd and NUL-terminated).  DBR_NOAUTH if tok is not
- * valid, DBR_NONE if there is no such key.
+ * A new pair, or an expired one made anew: DBR_NONE if a live pair has
+ * the key or tok is not valid (db_data_get tells which), DBR_QUOTA if
+ * the user's quota has no room for it.
+ */
+enum dbr
+db_data_insert(const unsigned char *tok, const struct pair *w)
+{
+	MYSQL_BIND p[5];
+	unsigned long long rows;
+	enum dbr r;
+
+	bind_blob(&p[0], (const unsigned char *)w->k, w->klen);
+	bind_str(&p[1], w->v, w->vlen);
+	bind_u64(&p[2], &w->version);
+	bind_ttl(&p[3], &w->ttl);
+	bind_blob(&p[4], tok, HASH_LEN);
+	if ((r = run(ST_DATA_INSERT, p, NULL, 0, &rows)) != DBR_OK)
+		return r;
+	return rows ? DBR_OK : DBR_NONE;
+}
+
+/*
+ * Live key k of the token's user: into *out its user, its version, its
+ * expiry if it has one and, with want_value, its value (out->v malloc'd
+ * and NUL-terminated).  DBR_NOAUTH if tok is not valid, DBR_NONE if
+ * there is no such key (out->user is set).
  */
 enum dbr
 db_data_get(const unsigned char *tok, const char *k, size_t klen,
-    uint64_t *user, uint64_t *version, char **v, size_t *vlen)
+    int want_value, struct stored *out)
 {
 	MYSQL_BIND p[2];
-	struct col c[3] = {
-	    {C_U64, user, 0, NULL, NULL, 0, 0},
-	    {C_U64, version, 0, NULL, NULL, 0, 0},
-	    {C_ALLOC, NULL, 0, v, vlen, 0, 0},
+	struct col c[4] = {
+	    {C_U64, &out->user, 0, NULL, NULL, 0, 0},
+	    {C_U64, &out->version, 0, NULL, NULL, 0, 0},
+	    {C_ALLOC, NULL, 0, &out->v, &out->vlen, 0, 0},
+	    {C_OPT, out->expires_at, sizeof out->expires_at, NULL, NULL, 0, 0},
 	};
 	unsigned long long rows;
 	enum dbr r;
 
-	if (v != NULL)
-		*v = NULL;
+	out->v = NULL;
+	out->vlen = 0;
+	out->expires_at[0] = '\0';
 	bind_blob(&p[0], (const unsigned char *)k, klen);
 	bind_blob(&p[1], tok, HASH_LEN);
-	r = run(v ? ST_DATA_GET : ST_DATA_VERSION, p, c, v ? 3 : 2, &rows);
+	r = run(want_value ? ST_DATA_GET : ST_DATA_VERSION, p, c,
+	    want_value ? 4 : 2, &rows);
 	if (r != DBR_OK)
 		return r;
 	if (rows == 0)
 		return DBR_NOAUTH;
 	if (c[1].null) {
-		if (v != NULL) {
-			free(*v);
-			*v = NULL;
-		}
+		free(out->v);
+		out->v = NULL;
 		return DBR_NONE;
 	}
 	return DBR_OK;
 }
 
 /*
- * Replace a value, giving the row version `version`.  With `if_version`,
- * only when the row still has that version.  DBR_NONE when no row
- * changed: no valid token, no such key or another version (db_data_get
- * tells which).
+ * Replace a live pair's value and expiry.  With `if_version`, only when
+ * the row still has that version.  DBR_NONE when no row changed: no
+ * valid token, no such key or another version (db_data_get tells which);
+ * DBR_QUOTA when the value grows past the user's quota.
  */
 enum dbr
-db_data_update(const unsigned char *tok, const char *k, size_t klen,
-    const char *v, size_t vlen, uint64_t version, const uint64_t *if_version)
+db_data_update(
+    const unsigned char *tok, const struct pair *w, const uint64_t *if_version)
 {
-	MYSQL_BIND p[5];
+	MYSQL_BIND p[6];
 	unsigned long long rows;
 	enum dbr r;
 
-	bind_str(&p[0], v, vlen);
-	bind_u64(&p[1], &version);
-	bind_blob(&p[2], tok, HASH_LEN);
-	bind_blob(&p[3], (const unsigned char *)k, klen);
+	bind_str(&p[0], w->v, w->vlen);
+	bind_u64(&p[1], &w->version);
+	bind_ttl(&p[2], &w->ttl);
+	bind_blob(&p[3], tok, HASH_LEN);
+	bind_blob(&p[4], (const unsigned char *)w->k, w->klen);
 	if (if_version != NULL)
-		bind_u64(&p[4], if_version);
+		bind_u64(&p[5], if_version);
 	r = run(
 	    if_version ? ST_DATA_UPDATE_IF : ST_DATA_UPDATE, p, NULL, 0, &rows);
 	if (r != DBR_OK)
@@ -1046,7 +1147,7 @@ db_data_update(const unsigned char *tok, const char *k, size_t klen,
 	return rows ? DBR_OK : DBR_NONE;
 }
 
-/* Delete a pair; DBR_NONE as for db_data_update. */
+/* Delete a live pair; DBR_NONE as for db_data_update. */
 enum dbr
 db_data_delete(const unsigned char *tok, const char *k, size_t klen,
     const uint64_t *if_version)
@@ -1066,22 +1167,101 @@ db_data_delete(const unsigned char *tok, const char *k, size_t klen,
 	return rows ? DBR_OK : DBR_NONE;
 }
 
+struct patch_tx {
+	const unsigned char *tok;
+	const char *k;
+	size_t klen;
+	uint64_t version;
+	int (*fn)(void *, const struct stored *, const char **, size_t *);
+	void *arg;
+};
+
+static enum dbr
+patch_tx(void *arg)
+{
+	const struct patch_tx *x = arg;
+	MYSQL_BIND p[4];
+	struct stored cur;
+	struct col c[3] = {
+	    {C_U64, &cur.user, 0, NULL, NULL, 0, 0},
+	    {C_U64, &cur.version, 0, NULL, NULL, 0, 0},
+	    {C_ALLOC, NULL, 0, &cur.v, &cur.vlen, 0, 0},
+	};
+	unsigned long long rows;
+	const char *v;
+	size_t vlen;
+	enum dbr r;
+	int refused;
+
+	memset(&cur, 0, sizeof cur);
+	bind_blob(&p[0], x->tok, HASH_LEN);
+	bind_blob(&p[1], (const unsigned char *)x->k, x->klen);
+	if ((r = run(ST_DATA_LOCK, p, c, 3, &rows)) != DBR_OK)
+		return r;
+	if (rows == 0)
+		return DBR_NONE;
+	refused = x->fn(x->arg, &cur, &v, &vlen);
+	free(cur.v);
+	if (refused)
+		return DBR_REFUSED;
+	bind_str(&p[0], v, vlen);
+	bind_u64(&p[1], &x->version);
+	bind_u64(&p[2], &cur.user);
+	bind_blob(&p[3], (const unsigned char *)x->k, x->klen);
+	return run(ST_DATA_SET, p, NULL, 0, &rows);
+}
+
 /*
- * Up to `limit` of a user's pairs with keys after `after` (bytes) that
- * start with the LIKE pattern `like`, in byte order.  fn gets each pair
- * (the strings are freed after it returns) and returns non-zero to stop.
+ * Rewrite the value of live key k of the token's user, keeping its
+ * expiry, in one transaction with the row locked: fn gets the pair as it
+ * is (value, version) and returns 0 with the new value's text in *v
+ * (*vlen bytes, fn's to free, valid until it is called again or the
+ * caller is done), or non-zero to change nothing (DBR_REFUSED).  The new
+ * version is `version`.  DBR_NONE when the token is not valid or there is
+ * no such key (db_data_get tells which), DBR_QUOTA when the new value
+ * does not fit the user's quota.  fn may run more than once: a
+ * transaction that lost a deadlock or a certification is run again.
+ */
+enum dbr
+db_data_patch(const unsigned char *tok, const char *k, size_t klen,
+    uint64_t version,
+    int (*fn)(void *, const struct stored *, const char **, size_t *),
+    void *arg)
+{
+	struct patch_tx x = {tok, k, klen, version, fn, arg};
+
+	return tx("patch", patch_tx, &x);
+}
+
+/* Delete the expired pairs of the token's user; *n how many. */
+enum dbr
+db_data_expire(const unsigned char *tok, unsigned long long *n)
+{
+	MYSQL_BIND p[1];
+
+	bind_blob(&p[0], tok, HASH_LEN);
+	return run(ST_DATA_EXPIRE, p, NULL, 0, n);
+}
+
+/*
+ * Up to `limit` of a user's live pairs with keys after `after` (bytes)
+ * that start with the LIKE pattern `like`, in byte order.  fn gets each
+ * pair and its expiry (NULL: none; the strings are freed after it
+ * returns) and returns non-zero to stop.
  */
 enum dbr
 db_data_list(uint64_t user, const char *after, size_t alen, const char *like,
     size_t llen, long long limit,
-    int (*fn)(void *, const char *, size_t, const char *, size_t), void *arg)
+    int (*fn)(void *, const char *, size_t, const char *, size_t, const char *),
+    void *arg)
 {
 	MYSQL_BIND p[4], res[MAXCOL];
-	char *k = NULL, *v = NULL;
+	char *k = NULL, *v = NULL, exp[TIME_LEN + 1];
 	size_t klen = 0, vlen = 0;
-	struct col c[2] = {
+	struct col c[3] = {
 	    {C_ALLOC, NULL, 0, &k, &klen, 0, 0},
 	    {C_ALLOC, NULL, 0, &v, &vlen, 0, 0},
+	    {C_OPT, exp, sizeof exp, NULL, NULL, 0, 0},
 	};
 	MYSQL_STMT *s;
 	enum dbr r;
@@ -1094,11 +1274,12 @@ db_data_list(uint64_t user, const char *after, size_t alen, const char *like,
 	if ((r = exec(ST_DATA_LIST, p)) != DBR_OK)
 		return r;
 	s = stmts[ST_DATA_LIST];
-	if (bind_cols(s, res, c, 2) != 0)
+	if (bind_cols(s, res, c, 3) != 0)
 		return fail(ST_DATA_LIST, s);
-	while ((rc = fetch(ST_DATA_LIST, s, res, c, 2)) == 1) {
+	while ((rc = fetch(ST_DATA_LIST, s, res, c, 3)) == 1) {
 		if (!stop)
-			stop = fn(arg, k, klen, v, vlen);
+			stop =
+			    fn(arg, k, klen, v, vlen, c[2].null ? NULL : exp);
 		free(k);
 		free(v);
 		k = v = NULL;

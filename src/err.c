@@ -63,6 +63,11 @@ static const struct err_info errs[ERR__MAX] = {
 	"The resource has changed since it was read."},
     [ERR_INVALID_QUERY] = {400, "INVALID_QUERY",
 	"The query parameters are not valid."},
+    [ERR_INVALID_TTL] = {400, "INVALID_TTL",
+	"The ttl must be an integer number of seconds between 1 and "
+	"31536000."},
+    [ERR_QUOTA_EXCEEDED] = {507, "QUOTA_EXCEEDED",
+	"The storage quota for this account is exceeded."},
     [ERR_INVALID_GRANT] = {401, "INVALID_GRANT",
 	"The refresh token is not valid."},
     [ERR_UNSUPPORTED_GRANT_TYPE] = {400, "UNSUPPORTED_GRANT_TYPE",
@@ -105,8 +110,9 @@ err_of_db(enum dbr d, enum err none)
 	    [DBR_NOAUTH] = ERR_INVALID_TOKEN,
 	    [DBR_DUP_USERNAME] = ERR_USERNAME_EXISTS,
 	    [DBR_DUP_EMAIL] = ERR_EMAIL_EXISTS,
-	    [DBR_DUP_KEY] = ERR_KEY_EXISTS,
 	    [DBR_DISABLED] = ERR_ACCOUNT_DISABLED,
+	    [DBR_QUOTA] = ERR_QUOTA_EXCEEDED,
+	    [DBR_REFUSED] = ERR_INTERNAL, /* the caller's own reason */
 	    [DBR_CONFLICT] = ERR_SERVICE_UNAVAILABLE,
 	    [DBR_DOWN] = ERR_SERVICE_UNAVAILABLE,
 	    [DBR_ERR] = ERR_INTERNAL,
@@ -155,6 +161,7 @@ http_reason(int status)
 	case 415: return "Unsupported Media Type";
 	case 429: return "Too Many Requests";
 	case 503: return "Service Unavailable";
+	case 507: return "Insufficient Storage";
 	default: return "Internal Server Error";
 	}
 }

@@ -23,6 +23,7 @@ struct cJSON;
 #define SESSION_LEN  22		  /* its base64url text, no padding */
 #define UA_MAX	     255	  /* bytes of a session's user agent */
 #define TIME_LEN     20		  /* RFC 3339 UTC: 2026-12-01T09:00:00Z */
+#define TTL_MAX	     31536000	  /* seconds: a year */
 
 /*
  * The error table (err.c).  Handlers return one of these; only the
@@ -52,6 +53,8 @@ enum err {
 	ERR_TOO_MANY_REQUESTS,
 	ERR_PRECONDITION_FAILED,
 	ERR_INVALID_QUERY,
+	ERR_INVALID_TTL,
+	ERR_QUOTA_EXCEEDED,
 	ERR_INVALID_GRANT,
 	ERR_UNSUPPORTED_GRANT_TYPE,
 	ERR_INVALID_PROFILE,
@@ -93,7 +96,7 @@ struct config {
 	long long refresh_lifetime;
 	unsigned int login_max_failures;
 	long long login_failure_window;
-	long long quota_keys; /* reported in GET /api/users/me */
+	long long quota_keys; /* per user (db.c hands them to the triggers) */
 	long long quota_bytes;
 	int bcrypt_cost;
 	size_t value_max;
@@ -150,9 +153,16 @@ enum field_id {
 	F_CURRENT_PASSWORD,
 	F_NEW_PASSWORD,
 	F_SESSION_ID,
+	F_TTL,
+	F_PATCH,
 	F__MAX
 };
-enum field_in { IN_BODY, IN_PATH, IN_QUERY };
+enum field_in {
+	IN_BODY,  /* a member of the JSON body */
+	IN_WHOLE, /* the JSON body itself (a merge patch) */
+	IN_PATH,
+	IN_QUERY
+};
 enum field_type {
 	FT_STRING,     /* a string without U+0000 */
 	FT_STRING_NUL, /* a string; one holding U+0000 is cut there (.nul) */
@@ -285,6 +295,7 @@ int valid_limit(const struct field_value *);
 int valid_grant_type(const struct field_value *);
 int valid_token_text(const struct field_value *);
 int valid_session_id(const struct field_value *);
+int valid_ttl(const struct field_value *);
 int grant_password(const struct field_value *);
 int grant_refresh(const struct field_value *);
 size_t user_agent_clean(const char *, char *);
@@ -309,12 +320,13 @@ enum json_field {
 	JF_OK,
 	JF_WRONG, /* present with the wrong type or an invalid value */
 };
-enum err json_parse_body(const char *, size_t, struct cJSON **);
+enum err json_parse_body(const char *, size_t, int, struct cJSON **);
 enum json_field json_text(const struct cJSON *, const char **, size_t *);
 enum json_field
 json_string(const struct cJSON *, const char *, const char **, size_t *);
 int json_has_nul(const struct cJSON *);
 enum err json_value_print(struct cJSON *, char **, size_t *);
+struct cJSON *json_merge_patch(struct cJSON *, const struct cJSON *);
 
 /* auth.c */
 int auth_init(void);
@@ -334,8 +346,9 @@ enum dbr {
 	DBR_NOAUTH, /* the token is not valid (unknown, expired, revoked) */
 	DBR_DUP_USERNAME, /* unique keys: the username is taken, */
 	DBR_DUP_EMAIL,	  /* the email, */
-	DBR_DUP_KEY,	  /* the user has this data key */
 	DBR_DISABLED,	  /* the account is disabled */
+	DBR_QUOTA,	  /* the write would pass the user's quota */
+	DBR_REFUSED,	  /* the caller's callback refused: nothing written */
 	DBR_CONFLICT,	  /* a transaction lost a deadlock or certification
 			     three times: may be tried again */
 	DBR_DOWN,	  /* cannot reach the database */
@@ -417,17 +430,38 @@ enum dbr
 db_sessions(uint64_t, int (*)(void *, const struct session_row *), void *);
 enum dbr db_session_end(uint64_t, const unsigned char *);
 enum dbr db_sessions_end_others(const struct account *, unsigned long long *);
-enum dbr db_data_insert(const unsigned char *, const char *, size_t,
-    const char *, size_t, uint64_t);
-enum dbr db_data_get(const unsigned char *, const char *, size_t, uint64_t *,
-    uint64_t *, char **, size_t *);
-enum dbr db_data_update(const unsigned char *, const char *, size_t,
-    const char *, size_t, uint64_t, const uint64_t *);
+/* A pair as a write gives it: key, the value's text, its new version and
+ * its TTL in seconds (0: none). */
+struct pair {
+	const char *k;
+	size_t klen;
+	const char *v;
+	size_t vlen;
+	uint64_t version;
+	long long ttl;
+};
+/* A pair as it is stored: the user's, its version, its value (when
+ * asked for: malloc'd) and its expiry ("" when it has none). */
+struct stored {
+	uint64_t user, version;
+	char *v;
+	size_t vlen;
+	char expires_at[TIME_LEN + 1];
+};
+enum dbr db_data_insert(const unsigned char *, const struct pair *);
+enum dbr
+db_data_get(const unsigned char *, const char *, size_t, int, struct stored *);
+enum dbr
+db_data_update(const unsigned char *, const struct pair *, const uint64_t *);
 enum dbr
 db_data_delete(const unsigned char *, const char *, size_t, const uint64_t *);
+enum dbr db_data_patch(const unsigned char *, const char *, size_t, uint64_t,
+    int (*)(void *, const struct stored *, const char **, size_t *), void *);
+enum dbr db_data_expire(const unsigned char *, unsigned long long *);
 enum dbr
 db_data_list(uint64_t, const char *, size_t, const char *, size_t, long long,
-    int (*)(void *, const char *, size_t, const char *, size_t), void *);
+    int (*)(void *, const char *, size_t, const char *, size_t, const char *),
+    void *);
 
 /* handlers: h_user.c, h_token.c, h_session.c, h_data.c, h_health.c */
 struct outcome h_register(struct req *);
@@ -443,6 +477,7 @@ struct outcome h_session_end(struct req *);
 struct outcome h_data_post(struct req *);
 struct outcome h_data_get(struct req *);
 struct outcome h_data_put(struct req *);
+struct outcome h_data_patch(struct req *);
 struct outcome h_data_delete(struct req *);
 struct outcome h_data_list(struct req *);
 struct outcome h_health(struct req *);

@@ -125,8 +125,10 @@ check(struct req *r, const struct field *f, char *buf)
 	cJSON_free(v->own); /* a row may check a field again */
 	memset(v, 0, sizeof *v);
 	v->s = ""; /* absent: an empty string, never NULL */
-	if (f->in == IN_BODY) {
-		it = cJSON_GetObjectItemCaseSensitive(r->json, f->name);
+	if (f->in == IN_BODY || f->in == IN_WHOLE) {
+		it = f->in == IN_WHOLE
+		    ? r->json
+		    : cJSON_GetObjectItemCaseSensitive(r->json, f->name);
 		if (it != NULL)
 			v->state = cJSON_IsNull(it) ? FV_NULL : FV_SET;
 		if (f->need == FN_ABSENT)
@@ -158,7 +160,7 @@ field_check(struct req *r, const struct field *fs, size_t n)
 
 		if (fs[i].when != NULL && !fs[i].when(r->field))
 			continue;
-		if (fs[i].in != IN_BODY) {
+		if (fs[i].in != IN_BODY && fs[i].in != IN_WHOLE) {
 			if (texts == FIELD_TEXTS) {
 				log_err("field %s: more than %d path and "
 					"query fields",

@@ -6,7 +6,13 @@
  * the token's); a write that changed nothing asks once more why.  Every
  * write gives the row a new random version, which is its ETag; If-Match
  * writes put the version check into the statement itself, so two
- * writers holding the same ETag cannot both win.
+ * writers holding the same ETag cannot both win.  A pair may expire (its
+ * TTL): the statements treat an expired pair as gone.  The user's quota
+ * is the database's to enforce (its usage triggers), as part of each
+ * write; a write it refuses is tried once more if the user had expired
+ * pairs the purge has not deleted yet.  A merge patch is the one write
+ * of two statements: the value is read, merged here and written back in
+ * one transaction.
  */
 #include "config.h"
 
@@ -30,11 +36,10 @@ static struct outcome
 why_unchanged(struct req *r, int conditional)
 {
 	const struct field_value *k = &r->field[F_KEY];
-	uint64_t user, version;
+	struct stored cur;
 	struct outcome o;
 
-	o = outcome_db(db_data_get(r->token_hash, k->s, k->len, &user, &version,
-			   NULL, NULL),
+	o = outcome_db(db_data_get(r->token_hash, k->s, k->len, 0, &cur),
 	    ERR_KEY_NOT_FOUND);
 	if (o.err == ERR_OK)
 		o.err =
@@ -43,113 +48,240 @@ why_unchanged(struct req *r, int conditional)
 }
 
 /*
+ * A write the quota refused (d) may go again when the user had expired
+ * pairs: they are deleted now, which frees their space.
+ */
+static int
+expired_freed(const struct req *r, enum dbr d)
+{
+	unsigned long long n = 0;
+
+	return d == DBR_QUOTA && db_data_expire(r->token_hash, &n) == DBR_OK &&
+	    n > 0;
+}
+
+/* If-Match's versions into tags: -1 for none (no condition, or "*"). */
+static int
+match_versions(const struct req *r, uint64_t *tags)
+{
+	return r->if_match != NULL
+	    ? req_etags(r->if_match, tags, MAX_ETAGS, NULL)
+	    : -1;
+}
+
+/*
  * Run a write under If-Match, if the request has one: op() is called with
  * NULL (no condition, or "*": the key must merely exist) or with each
  * listed version in turn until one matches.
  */
+static enum dbr
+each_version(struct req *r,
+    enum dbr (*op)(struct req *, const uint64_t *, const void *),
+    const void *arg, int *n)
+{
+	uint64_t tags[MAX_ETAGS];
+	enum dbr d = DBR_NONE;
+
+	if ((*n = match_versions(r, tags)) == -1)
+		d = op(r, NULL, arg);
+	for (int i = 0; i < *n && d == DBR_NONE; i++)
+		d = op(r, &tags[i], arg);
+	return d;
+}
+
 static struct outcome
 conditional(struct req *r,
     enum dbr (*op)(struct req *, const uint64_t *, const void *),
     const void *arg)
 {
-	uint64_t tags[MAX_ETAGS];
-	enum dbr d = DBR_NONE;
-	int n = -1;
+	enum dbr d;
+	int n;
 
-	if (r->if_match != NULL)
-		n = req_etags(r->if_match, tags, MAX_ETAGS, NULL);
-	if (n == -1)
-		d = op(r, NULL, arg);
-	for (int i = 0; i < n && d == DBR_NONE; i++)
-		d = op(r, &tags[i], arg);
+	d = each_version(r, op, arg, &n);
+	if (expired_freed(r, d))
+		d = each_version(r, op, arg, &n);
 	if (d == DBR_NONE)
 		return why_unchanged(r, n != -1);
 	return outcome_db(d, ERR_INTERNAL);
 }
 
+/* The pair a POST or a PUT writes, with the new version. */
+static struct pair
+pair_of(const struct req *r, uint64_t version)
+{
+	const struct field_value *f = r->field;
+	struct pair w = {f[F_KEY].s, f[F_KEY].len, f[F_VALUE].s, f[F_VALUE].len,
+	    version, f[F_TTL].state == FV_SET ? f[F_TTL].n : 0};
+
+	return w;
+}
+
 struct outcome
 h_data_post(struct req *r)
 {
-	const struct field_value *k = &r->field[F_KEY], *v = &r->field[F_VALUE];
+	const struct field_value *k = &r->field[F_KEY];
 	const size_t plen = sizeof KEY_PREFIX - 1;
-	uint64_t version = auth_rand64();
+	struct pair w = pair_of(r, auth_rand64());
+	uint64_t user;
+	enum dbr d;
 	struct outcome o;
 
-	o = outcome_db(
-	    db_data_insert(r->token_hash, k->s, k->len, v->s, v->len, version),
-	    ERR_INTERNAL);
-	if (o.err != ERR_OK)
+	d = db_data_insert(r->token_hash, &w);
+	if (expired_freed(r, d))
+		d = db_data_insert(r->token_hash, &w);
+	/* Nothing inserted: a live pair has the key, or the token is not
+	 * valid. */
+	if (d == DBR_NONE &&
+	    (d = db_token_user(r->token_hash, &user)) == DBR_OK)
+		d = DBR_NONE;
+	if ((o = outcome_db(d, ERR_KEY_EXISTS)).err != ERR_OK)
 		return o;
 	memcpy(r->location, KEY_PREFIX, plen);
 	req_pct_encode(
 	    k->s, k->len, r->location + plen, sizeof r->location - plen);
-	req_etag(version, r->etag);
+	req_etag(w.version, r->etag);
 	r->status = 201;
 	r->message = "Data stored successfully.";
 	return o;
+}
+
+/*
+ * A pair as GET and the listing answer it: {key, value} and, when it has
+ * a TTL, expires_at.  The stored text is already compact JSON: it is
+ * embedded as it is.  NULL when out of memory.
+ */
+static cJSON *
+pair_json(const char *k, const char *v, const char *expires_at)
+{
+	cJSON *it = cJSON_CreateObject();
+
+	if (it == NULL || cJSON_AddStringToObject(it, "key", k) == NULL ||
+	    cJSON_AddRawToObject(it, "value", v) == NULL ||
+	    (expires_at != NULL && *expires_at != '\0' &&
+		cJSON_AddStringToObject(it, "expires_at", expires_at) ==
+		    NULL)) {
+		cJSON_Delete(it);
+		return NULL;
+	}
+	return it;
 }
 
 struct outcome
 h_data_get(struct req *r)
 {
 	const struct field_value *k = &r->field[F_KEY];
-	uint64_t user, version, tags[MAX_ETAGS];
-	char *v;
-	size_t vlen;
+	uint64_t tags[MAX_ETAGS];
+	struct stored cur;
 	struct outcome o;
-	cJSON *data, *raw;
 	int n, weak = 0;
 
-	o = outcome_db(db_data_get(r->token_hash, k->s, k->len, &user, &version,
-			   &v, &vlen),
+	o = outcome_db(db_data_get(r->token_hash, k->s, k->len, 1, &cur),
 	    ERR_KEY_NOT_FOUND);
 	if (o.err != ERR_OK)
 		return o;
-	req_etag(version, r->etag);
+	req_etag(cur.version, r->etag);
 	/* If-None-Match uses the weak comparison (RFC 9110 13.1.2). */
 	if (r->if_none_match != NULL) {
 		n = req_etags(r->if_none_match, tags, MAX_ETAGS, &weak);
 		for (int i = 0; i < n || n == -1; i++)
-			if (n == -1 || tags[i] == version) {
-				free(v);
+			if (n == -1 || tags[i] == cur.version) {
+				free(cur.v);
 				r->status = 304;
 				return o;
 			}
 	}
-	/* The stored text is already compact JSON: embed it as it is. */
-	data = cJSON_CreateObject();
-	raw = cJSON_AddRawToObject(data, "value", v);
-	free(v);
-	if (raw == NULL || cJSON_AddStringToObject(data, "key", k->s) == NULL) {
-		cJSON_Delete(data);
+	r->data = pair_json(k->s, cur.v, cur.expires_at);
+	free(cur.v);
+	if (r->data == NULL) {
 		o.err = ERR_INTERNAL;
 		return o;
 	}
-	/* "key" first, as the contract shows it. */
-	cJSON_DetachItemViaPointer(data, raw);
-	cJSON_AddItemToObject(data, "value", raw);
-	r->data = data;
 	r->status = 200;
 	return o;
 }
 
-/* The new value, with the new version *arg. */
+/* The new value and expiry, with the new version: *arg, a pair. */
 static enum dbr
 put_op(struct req *r, const uint64_t *if_version, const void *arg)
 {
-	const struct field_value *k = &r->field[F_KEY], *v = &r->field[F_VALUE];
-
-	return db_data_update(r->token_hash, k->s, k->len, v->s, v->len,
-	    *(const uint64_t *)arg, if_version);
+	return db_data_update(r->token_hash, arg, if_version);
 }
 
 struct outcome
 h_data_put(struct req *r)
 {
-	uint64_t version = auth_rand64();
+	struct pair w = pair_of(r, auth_rand64());
 	struct outcome o;
 
-	if ((o = conditional(r, put_op, &version)).err != ERR_OK)
+	if ((o = conditional(r, put_op, &w)).err != ERR_OK)
+		return o;
+	req_etag(w.version, r->etag);
+	r->status = 200;
+	r->message = "Data updated successfully.";
+	return o;
+}
+
+/* A merge patch in the making: why it was refused, the new value's text. */
+struct merge {
+	struct req *r;
+	enum err err;
+	char *text;
+};
+
+/* db_data_patch's callback: If-Match, then the merge of the body. */
+static int
+merge_op(void *arg, const struct stored *cur, const char **v, size_t *vlen)
+{
+	struct merge *m = arg;
+	uint64_t tags[MAX_ETAGS];
+	cJSON *value;
+	int n, i;
+
+	cJSON_free(m->text);
+	m->text = NULL;
+	n = match_versions(m->r, tags);
+	for (i = 0; i < n && tags[i] != cur->version; i++)
+		;
+	if (n != -1 && i == n) {
+		m->err = ERR_PRECONDITION_FAILED;
+		return -1;
+	}
+	if ((value = cJSON_Parse(cur->v)) == NULL) {
+		log_err("a stored value does not parse");
+		m->err = ERR_INTERNAL;
+		return -1;
+	}
+	if ((value = json_merge_patch(value, m->r->json)) == NULL) {
+		m->err = ERR_INTERNAL;
+		return -1;
+	}
+	/* The result is a value like any other: not null, within value_max. */
+	m->err = json_value_print(value, &m->text, vlen);
+	cJSON_Delete(value);
+	*v = m->text;
+	return m->err != ERR_OK;
+}
+
+struct outcome
+h_data_patch(struct req *r)
+{
+	const struct field_value *k = &r->field[F_KEY];
+	struct merge m = {r, ERR_OK, NULL};
+	uint64_t version = auth_rand64();
+	struct outcome o;
+	enum dbr d;
+
+	d = db_data_patch(r->token_hash, k->s, k->len, version, merge_op, &m);
+	if (expired_freed(r, d))
+		d = db_data_patch(
+		    r->token_hash, k->s, k->len, version, merge_op, &m);
+	cJSON_free(m.text);
+	if (d == DBR_NONE)
+		return why_unchanged(r, 0);
+	o = outcome_db(d, ERR_INTERNAL);
+	if (d == DBR_REFUSED)
+		o.err = m.err;
+	if (o.err != ERR_OK)
 		return o;
 	req_etag(version, r->etag);
 	r->status = 200;
@@ -189,7 +321,8 @@ struct page {
 };
 
 static int
-page_row(void *arg, const char *k, size_t klen, const char *v, size_t vlen)
+page_row(void *arg, const char *k, size_t klen, const char *v, size_t vlen,
+    const char *expires_at)
 {
 	struct page *pg = arg;
 	cJSON *it;
@@ -199,16 +332,11 @@ page_row(void *arg, const char *k, size_t klen, const char *v, size_t vlen)
 		pg->more = 1;
 		return 1;
 	}
-	if (klen > KEY_MAX || (it = cJSON_CreateObject()) == NULL) {
+	if (klen > KEY_MAX || (it = pair_json(k, v, expires_at)) == NULL) {
 		pg->oom = 1;
 		return 1;
 	}
 	cJSON_AddItemToArray(pg->items, it);
-	if (cJSON_AddStringToObject(it, "key", k) == NULL ||
-	    cJSON_AddRawToObject(it, "value", v) == NULL) {
-		pg->oom = 1;
-		return 1;
-	}
 	memcpy(pg->last, k, klen);
 	pg->lastlen = klen;
 	pg->bytes += vlen;

@@ -23,8 +23,10 @@
 
 struct scan {
 	const unsigned char *p, *e;
-	int depth;
-	int nul; /* a \u0000 seen since last reset */
+	int depth, limit;
+	int nul;     /* a \u0000 seen since last reset */
+	int anynul;  /* a \u0000 seen anywhere */
+	int members; /* note the top-level members holding one: */
 	size_t nnul;
 	size_t nulidx[NUL_MEMBERS]; /* indexes of top-level members */
 };
@@ -98,7 +100,7 @@ scan_string(struct scan *s)
 				return -1;
 			s->p += 6;
 			if (u == 0)
-				s->nul = 1;
+				s->nul = s->anynul = 1;
 			if (u >= 0xDC00 && u <= 0xDFFF)
 				return -1; /* a lone low surrogate */
 			if (u >= 0xD800 && u <= 0xDBFF) {
@@ -162,7 +164,7 @@ scan_word(struct scan *s, const char *w)
 	return 0;
 }
 
-/* Objects and arrays; at depth 1 (the body's object) note NUL members. */
+/* Objects and arrays; at depth 1 (a body's object) note NUL members. */
 static int
 scan_container(struct scan *s)
 {
@@ -170,7 +172,7 @@ scan_container(struct scan *s)
 	unsigned char close = obj ? '}' : ']';
 	size_t idx = 0;
 
-	if (++s->depth > JSON_DEPTH)
+	if (++s->depth > s->limit)
 		return -1;
 	s->p++;
 	scan_ws(s);
@@ -180,7 +182,7 @@ scan_container(struct scan *s)
 		return 0;
 	}
 	for (;; idx++) {
-		int top = obj && s->depth == 1;
+		int top = obj && s->depth == 1 && s->members;
 
 		if (top)
 			s->nul = 0;
@@ -278,20 +280,25 @@ has_duplicates(const cJSON *it)
 
 /*
  * Parse a request body: valid UTF-8 JSON whose top level is an object,
- * without duplicate names.  On success *out owns the tree.
+ * without duplicate names.  With `any`, the body is a value (a merge
+ * patch): any JSON at all, as deep as a value may be (one level less
+ * than a body, whose object holds it), and a \u0000 anywhere in it
+ * flags the whole (json_value_print refuses it).  On success *out owns
+ * the tree.
  */
 enum err
-json_parse_body(const char *buf, size_t len, cJSON **out)
+json_parse_body(const char *buf, size_t len, int any, cJSON **out)
 {
 	struct scan s = {(const unsigned char *)buf,
-	    (const unsigned char *)buf + len, 0, 0, 0, {0}};
+	    (const unsigned char *)buf + len, 0, JSON_DEPTH - !!any, 0, 0, !any,
+	    0, {0}};
 	const char *end = NULL;
 	cJSON *root, *c;
 	size_t i, k;
 
 	*out = NULL;
 	scan_ws(&s);
-	if (s.p >= s.e || *s.p != '{' || scan_value(&s) == -1)
+	if (s.p >= s.e || (!any && *s.p != '{') || scan_value(&s) == -1)
 		return ERR_INVALID_JSON;
 	scan_ws(&s);
 	if (s.p != s.e)
@@ -304,7 +311,9 @@ json_parse_body(const char *buf, size_t len, cJSON **out)
 		cJSON_Delete(root);
 		return ERR_INVALID_JSON;
 	}
-	for (i = 0, k = 0, c = root->child; c != NULL && k < s.nnul;
+	if (any && s.anynul)
+		root->type |= JSON_NUL;
+	for (i = 0, k = 0, c = root->child; !any && c != NULL && k < s.nnul;
 	     c = c->next, i++)
 		if (s.nulidx[k] == i) {
 			c->type |= JSON_NUL;
@@ -405,4 +414,66 @@ json_value_print(cJSON *it, char **out, size_t *len)
 		return ERR_INVALID_VALUE;
 	}
 	return ERR_OK;
+}
+
+/*
+ * RFC 7396's MergePatch into the object obj, in place: members keep
+ * their places, new ones are added at the end.  0, or -1 when out of
+ * memory (obj is then half merged: the caller deletes it).
+ */
+static int
+merge_into(cJSON *obj, const cJSON *patch)
+{
+	for (const cJSON *m = patch->child; m != NULL; m = m->next) {
+		cJSON *t = cJSON_GetObjectItemCaseSensitive(obj, m->string), *v;
+
+		if (cJSON_IsNull(m)) {
+			if (t != NULL)
+				cJSON_Delete(
+				    cJSON_DetachItemViaPointer(obj, t));
+			continue;
+		}
+		if (cJSON_IsObject(t) && cJSON_IsObject(m)) {
+			if (merge_into(t, m) == -1)
+				return -1;
+			continue;
+		}
+		if ((v = json_merge_patch(NULL, m)) == NULL)
+			return -1;
+		if (!(t != NULL ? cJSON_ReplaceItemInObjectCaseSensitive(
+				      obj, m->string, v)
+				: cJSON_AddItemToObject(obj, m->string, v))) {
+			cJSON_Delete(v);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * MergePatch(target, patch) of RFC 7396, section 2: the merged value,
+ * made of target (NULL: none), which it takes over, and of copies of
+ * patch's items (a parsed body's: json_value_print may have made its
+ * numbers raw text, which print as they are).  NULL when out of memory.
+ * Done here, not with MariaDB's JSON_MERGE_PATCH, which keeps numbers
+ * as they were written, spaces its output and fails beyond 32 levels
+ * (docs/decisions.md).
+ */
+cJSON *
+json_merge_patch(cJSON *target, const cJSON *patch)
+{
+	if (!cJSON_IsObject(patch)) {
+		cJSON_Delete(target);
+		return cJSON_Duplicate(patch, 1);
+	}
+	if (!cJSON_IsObject(target)) {
+		cJSON_Delete(target);
+		if ((target = cJSON_CreateObject()) == NULL)
+			return NULL;
+	}
+	if (merge_into(target, patch) == -1) {
+		cJSON_Delete(target);
+		return NULL;
+	}
+	return target;
 }

@@ -73,6 +73,7 @@ static const struct field session_fields[] = {
 static const struct field new_pair_fields[] = {
     {F_KEY,       "key",       IN_BODY, FT_STRING,     FN_REQUIRED, valid_key,       ERR_INVALID_KEY, NULL},
     {F_VALUE,     "value",     IN_BODY, FT_VALUE,      FN_REQUIRED, NULL,            ERR_INVALID_VALUE, NULL},
+    {F_TTL,       "ttl",       IN_BODY, FT_INT,        FN_OPTIONAL, valid_ttl,       ERR_INVALID_TTL, NULL},
 };
 static const struct field key_fields[] = {
     {F_KEY,       "key",       IN_PATH, FT_STRING,     FN_REQUIRED, valid_key,       ERR_INVALID_KEY, NULL},
@@ -80,6 +81,12 @@ static const struct field key_fields[] = {
 static const struct field put_fields[] = {
     {F_KEY,       "key",       IN_PATH, FT_STRING,     FN_REQUIRED, valid_key,       ERR_INVALID_KEY, NULL},
     {F_VALUE,     "value",     IN_BODY, FT_VALUE,      FN_REQUIRED, NULL,            ERR_INVALID_VALUE, NULL},
+    {F_TTL,       "ttl",       IN_BODY, FT_INT,        FN_OPTIONAL, valid_ttl,       ERR_INVALID_TTL, NULL},
+};
+/* The body is the merge patch itself: any JSON but null. */
+static const struct field patch_fields[] = {
+    {F_KEY,       "key",       IN_PATH, FT_STRING,     FN_REQUIRED, valid_key,       ERR_INVALID_KEY, NULL},
+    {F_PATCH,     "patch",     IN_WHOLE, FT_VALUE,     FN_REQUIRED, NULL,            ERR_INVALID_VALUE, NULL},
 };
 static const struct field list_fields[] = {
     {F_LIMIT,     "limit",     IN_QUERY, FT_INT,       FN_OPTIONAL, valid_limit,     ERR_INVALID_QUERY, NULL},
@@ -92,38 +99,42 @@ static const struct field list_fields[] = {
 
 /*
  * A path ending in '/' is a prefix: what follows it in the raw URI is the
- * route's path parameter (IN_PATH).  HEAD is served wherever GET is.
+ * route's path parameter (IN_PATH).  HEAD is served wherever GET is.  A
+ * body is a JSON object (B_OBJECT), or any JSON value (B_VALUE: a merge
+ * patch).
  */
+enum { B_NONE, B_OBJECT, B_VALUE };
 static const struct route {
 	const char *path;
 	const char *method;
 	int auth; /* needs a Bearer token */
-	int body; /* takes a JSON body */
+	int body; /* the JSON body it takes: B_* */
 	struct outcome (*fn)(struct req *);
 	const struct field *fields; /* checked before fn, in this order */
 	size_t nfields;
 } routes[] = {
-    {"/api/register", "POST",   0, 1, h_register,     FIELDS(register_fields)},
-    {"/api/token",    "POST",   0, 1, h_token,        FIELDS(token_fields)},
-    {"/api/token",    "DELETE", 1, 0, h_token_delete, NO_FIELDS},
-    {"/api/users/me", "GET",    1, 0, h_me_get,       NO_FIELDS},
-    {"/api/users/me", "HEAD",   1, 0, h_me_get,       NO_FIELDS},
-    {"/api/users/me", "PATCH",  1, 1, h_me_patch,     FIELDS(profile_fields)},
-    {"/api/users/me", "DELETE", 1, 1, h_me_delete,    FIELDS(delete_user_fields)},
-    {"/api/users/me/password", "PUT", 1, 1, h_me_password, FIELDS(password_fields)},
-    {"/api/sessions", "GET",    1, 0, h_sessions_list, NO_FIELDS},
-    {"/api/sessions", "HEAD",   1, 0, h_sessions_list, NO_FIELDS},
-    {"/api/sessions", "DELETE", 1, 0, h_sessions_end_others, NO_FIELDS},
-    {"/api/sessions/", "DELETE", 1, 0, h_session_end, FIELDS(session_fields)},
-    {"/api/data",     "POST",   1, 1, h_data_post,    FIELDS(new_pair_fields)},
-    {"/api/data",     "GET",    1, 0, h_data_list,    FIELDS(list_fields)},
-    {"/api/data",     "HEAD",   1, 0, h_data_list,    FIELDS(list_fields)},
-    {KEY_PREFIX,      "GET",    1, 0, h_data_get,     FIELDS(key_fields)},
-    {KEY_PREFIX,      "HEAD",   1, 0, h_data_get,     FIELDS(key_fields)},
-    {KEY_PREFIX,      "PUT",    1, 1, h_data_put,     FIELDS(put_fields)},
-    {KEY_PREFIX,      "DELETE", 1, 0, h_data_delete,  FIELDS(key_fields)},
-    {"/api/health",   "GET",    0, 0, h_health,       NO_FIELDS},
-    {"/api/health",   "HEAD",   0, 0, h_health,       NO_FIELDS},
+    {"/api/register", "POST",   0, B_OBJECT, h_register,     FIELDS(register_fields)},
+    {"/api/token",    "POST",   0, B_OBJECT, h_token,        FIELDS(token_fields)},
+    {"/api/token",    "DELETE", 1, B_NONE,   h_token_delete, NO_FIELDS},
+    {"/api/users/me", "GET",    1, B_NONE,   h_me_get,       NO_FIELDS},
+    {"/api/users/me", "HEAD",   1, B_NONE,   h_me_get,       NO_FIELDS},
+    {"/api/users/me", "PATCH",  1, B_OBJECT, h_me_patch,     FIELDS(profile_fields)},
+    {"/api/users/me", "DELETE", 1, B_OBJECT, h_me_delete,    FIELDS(delete_user_fields)},
+    {"/api/users/me/password", "PUT", 1, B_OBJECT, h_me_password, FIELDS(password_fields)},
+    {"/api/sessions", "GET",    1, B_NONE,   h_sessions_list, NO_FIELDS},
+    {"/api/sessions", "HEAD",   1, B_NONE,   h_sessions_list, NO_FIELDS},
+    {"/api/sessions", "DELETE", 1, B_NONE,   h_sessions_end_others, NO_FIELDS},
+    {"/api/sessions/", "DELETE", 1, B_NONE,   h_session_end, FIELDS(session_fields)},
+    {"/api/data",     "POST",   1, B_OBJECT, h_data_post,    FIELDS(new_pair_fields)},
+    {"/api/data",     "GET",    1, B_NONE,   h_data_list,    FIELDS(list_fields)},
+    {"/api/data",     "HEAD",   1, B_NONE,   h_data_list,    FIELDS(list_fields)},
+    {KEY_PREFIX,      "GET",    1, B_NONE,   h_data_get,     FIELDS(key_fields)},
+    {KEY_PREFIX,      "HEAD",   1, B_NONE,   h_data_get,     FIELDS(key_fields)},
+    {KEY_PREFIX,      "PUT",    1, B_OBJECT, h_data_put,     FIELDS(put_fields)},
+    {KEY_PREFIX,      "PATCH",  1, B_VALUE,  h_data_patch,   FIELDS(patch_fields)},
+    {KEY_PREFIX,      "DELETE", 1, B_NONE,   h_data_delete,  FIELDS(key_fields)},
+    {"/api/health",   "GET",    0, B_NONE,   h_health,       NO_FIELDS},
+    {"/api/health",   "HEAD",   0, B_NONE,   h_health,       NO_FIELDS},
 };
 // clang-format on
 #define NROUTES (sizeof routes / sizeof routes[0])
@@ -318,13 +329,13 @@ parse(const struct route *rt, struct req *r, enum err body)
 {
 	enum err e;
 
-	if (rt->body) {
+	if (rt->body != B_NONE) {
 		if (!req_json_ctype(r->ctype))
 			return ERR_UNSUPPORTED_MEDIA_TYPE;
 		if (body != ERR_OK)
 			return body;
-		if ((e = json_parse_body(r->body, r->bodylen, &r->json)) !=
-		    ERR_OK)
+		if ((e = json_parse_body(r->body, r->bodylen,
+			 rt->body == B_VALUE, &r->json)) != ERR_OK)
 			return e;
 	}
 	return field_check(r, rt->fields, rt->nfields);

@@ -137,6 +137,13 @@ valid_age(const struct field_value *v)
 	return v->n >= 1 && v->n <= 150;
 }
 
+/* A key's time to live, in seconds. */
+int
+valid_ttl(const struct field_value *v)
+{
+	return v->n >= 1 && v->n <= TTL_MAX;
+}
+
 int
 valid_gender(const struct field_value *v)
 {

@@ -603,7 +603,8 @@ my $SHARED = $ENV{KVAPI_OPENAPI_RECORD};
 my $tmp = File::Temp->new(SUFFIX => '.jsonl');
 $ENV{KVAPI_OPENAPI_RECORD} = $tmp->filename;
 
-my $s = KVTest->start(workers => 2);
+# A small byte quota, so that a write of 5 kB answers 507.
+my $s = KVTest->start(workers => 2, quota_bytes => 4096);
 my $U = $s->new_user('oas');
 my $A = $s->auth($U->{token});
 my $JSON_H = { 'Content-Type' => 'application/json' };
@@ -707,6 +708,29 @@ subtest 'drive every operation' => sub {
     req(PUT => '/api/data/%01', auth => 1, json => { value => 3 });
     req(PUT => '/api/data/k', auth => 1, body => 'x', h => { 'Content-Type' => 'text/plain' });
     req(PUT => '/api/data/k', json => { value => 3 });
+    # The data lifecycle: a ttl, merge patches, the quota (4096 bytes).
+    my $big = 'x' x 5000;
+    is req(POST => '/api/data', auth => 1, json => { key => 't', value => 1, ttl => 60 })->{status}, 201, 'store with a ttl';
+    is req(GET => '/api/data/t', auth => 1)->{json}{data}{expires_at} =~ /Z\z/ ? 1 : 0, 1, 'read: expires_at';
+    req(GET => '/api/data?prefix=t', auth => 1);
+    req(POST => '/api/data', auth => 1, json => { key => 'q', value => 1, ttl => 0 });
+    req(POST => '/api/data', auth => 1, json => { key => 'q', value => $big });
+    req(PUT => '/api/data/k', auth => 1, json => { value => 1, ttl => 1.5 });
+    req(PUT => '/api/data/k', auth => 1, json => { value => $big });
+    my $MP = { 'Content-Type' => 'application/merge-patch+json' };
+    $r = req(PATCH => '/api/data/k', auth => 1, body => '{"a":1}', h => { %$MP, 'If-Match' => $E });
+    is $r->{status}, 200, 'patch';
+    req(PATCH => '/api/data/k', auth => 1, body => '{"a":2}', h => { %$MP, 'If-Match' => $E });
+    $E = $r->{headers}{etag};
+    req(PATCH => '/api/data/k', auth => 1, body => '[1]', h => $JSON_H);
+    req(PATCH => '/api/data/k', auth => 1, body => 'null', h => $MP);
+    req(PATCH => '/api/data/k', auth => 1, body => '{', h => $MP);
+    req(PATCH => '/api/data/k', auth => 1, body => qq({"b":"$big"}), h => $MP);
+    req(PATCH => '/api/data/nope', auth => 1, body => '{}', h => $MP);
+    req(PATCH => '/api/data/%01', auth => 1, body => '{}', h => $MP);
+    req(PATCH => '/api/data/k', auth => 1, body => '{}', h => { 'Content-Type' => 'text/plain' });
+    req(PATCH => '/api/data/k', body => '{}', h => $MP);
+    $E = req(GET => '/api/data/k', auth => 1)->{headers}{etag};
     # DELETE /api/data/{key}
     req(DELETE => '/api/data/k', auth => 1, h => { 'If-Match' => '"0000000000000000"' });
     is req(DELETE => '/api/data/k', auth => 1, h => { 'If-Match' => $E })->{status}, 200, 'delete';
@@ -848,6 +872,7 @@ subtest '503 SERVICE_UNAVAILABLE (no database) and 429 TOO_MANY_REQUESTS' => sub
     req(HEAD => '/api/data', auth => 1);
     req($_ => '/api/data/k', auth => 1) for qw(GET HEAD DELETE);
     req(PUT => '/api/data/k', auth => 1, json => { value => 1 });
+    req(PATCH => '/api/data/k', auth => 1, json => { a => 1 });
     my $r = req(GET => '/api/health');
     is $r->{status}, 503, 'health: 503';
     req(HEAD => '/api/health');

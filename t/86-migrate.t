@@ -143,6 +143,19 @@ EOF
         [map { [@$_[0 .. 4]] } @{ $before{data} }], 'data rows kept');
     is(sql($db, "SELECT COUNT(*) FROM data WHERE probe IS NULL;\n")->[0][0], 3,
         'the new column is there, empty');
+    # 0003: each user's usage (keys, bytes of key + value) is counted
+    # from the rows there, and the triggers keep it from then on.
+    my $usage = "SELECT user_id, key_count, byte_count FROM user_usage ORDER BY user_id;\n";
+    is_deeply(sql($db, $usage), [[1, 2, 18], [2, 1, 6]], '0003: the usage counted from the rows there');
+    sql($db, "INSERT INTO data (user_id, k, v) VALUES (2, 'bb', '[]');\n"
+        . "DELETE FROM data WHERE user_id = 1 AND k = 'a';\n"
+        . qq{UPDATE data SET v = '"three"' WHERE user_id = 2 AND k = 'a';\n});
+    is_deeply(sql($db, $usage), [[1, 1, 16], [2, 2, 12]], 'the triggers count an insert, a delete and an update');
+    is(sql($db, "SELECT COUNT(*) FROM data WHERE expires_at IS NULL;\n")->[0][0], 3,
+        '0003: no pair expires');
+    sql($db, "INSERT INTO data (user_id, k, v) VALUES (1, 'a', '1');\n"
+        . qq{UPDATE data SET v = '"two"' WHERE user_id = 2 AND k = 'a';\n}
+        . "DELETE FROM data WHERE k = 'bb';\n");
 
     ($rc, $out) = migrate($db, $dir);
     is($rc, 0, 'second run succeeds') or diag $out;
@@ -318,6 +331,13 @@ sub tables {
         $create =~ s/ AUTO_INCREMENT=\d+//;
         $t{ $row->[0] } = $create;
     }
+    # The usage triggers and their procedure (0003).
+    $t{"trigger $_->[0]"} = "@$_[1 .. 3]" for @{ sql($db, "SELECT TRIGGER_NAME, "
+        . "EVENT_MANIPULATION, ACTION_TIMING, ACTION_STATEMENT FROM information_schema.TRIGGERS "
+        . "WHERE TRIGGER_SCHEMA = DATABASE();\n") };
+    $t{"routine $_->[0]"} = "@$_[1 .. 2]" for @{ sql($db, "SELECT ROUTINE_NAME, "
+        . "ROUTINE_TYPE, ROUTINE_DEFINITION FROM information_schema.ROUTINES "
+        . "WHERE ROUTINE_SCHEMA = DATABASE();\n") };
     return \%t;
 }
 

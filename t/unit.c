@@ -1,7 +1,8 @@
 /*
  * Unit tests (TAP) for the parsers that see client bytes first: UTF-8,
  * percent-decoding, the Authorization header, Content-Type, keys and the
- * strict JSON body check.  Run by t/01-unit.t under prove.
+ * strict JSON body check; and the JSON Merge Patch of RFC 7396.  Run by
+ * t/01-unit.t under prove.
  */
 #include "config.h"
 
@@ -80,7 +81,7 @@ static enum err
 body(const char *s)
 {
 	cJSON *j = NULL;
-	enum err e = json_parse_body(s, strlen(s), &j);
+	enum err e = json_parse_body(s, strlen(s), 0, &j);
 
 	cJSON_Delete(j);
 	return e;
@@ -92,7 +93,7 @@ value_of(const char *s, char *out, size_t cap)
 	cJSON *j = NULL;
 	char *v = NULL;
 	size_t len = 0;
-	enum err e = json_parse_body(s, strlen(s), &j);
+	enum err e = json_parse_body(s, strlen(s), 0, &j);
 
 	if (e == ERR_OK)
 		e = json_value_print(
@@ -102,6 +103,36 @@ value_of(const char *s, char *out, size_t cap)
 	cJSON_free(v);
 	cJSON_Delete(j);
 	return e;
+}
+
+/*
+ * RFC 7396 MergePatch(target, patch) as the store does it (json.c): the
+ * stored value parsed, the patch a body parsed as a value, the result
+ * printed as a value is stored.  Is it want?
+ */
+static int
+merges(const char *target, const char *patch, const char *want)
+{
+	cJSON *t = cJSON_Parse(target), *p = NULL, *m;
+	char *v = NULL;
+	size_t len = 0;
+	int same;
+
+	if (t == NULL ||
+	    json_parse_body(patch, strlen(patch), 1, &p) != ERR_OK) {
+		cJSON_Delete(t);
+		return 0;
+	}
+	m = json_merge_patch(t, p);
+	same = m != NULL && json_value_print(m, &v, &len) == ERR_OK &&
+	    strcmp(v, want) == 0;
+	if (!same)
+		printf("# %s + %s = %s, not %s\n", target, patch, v ? v : "-",
+		    want);
+	cJSON_free(v);
+	cJSON_Delete(m);
+	cJSON_Delete(p);
+	return same;
 }
 
 int
@@ -254,7 +285,7 @@ main(void)
 
 	/* NUL escapes: flagged, never truncated */
 	j = NULL;
-	ok(json_parse_body("{\"key\":\"a\\u0000b\",\"x\":\"ok\"}", 27, &j) ==
+	ok(json_parse_body("{\"key\":\"a\\u0000b\",\"x\":\"ok\"}", 27, 0, &j) ==
 		ERR_OK,
 	    "nul: body parses");
 	ok(json_string(j, "key", &s, &len) == JF_WRONG,
@@ -338,6 +369,65 @@ main(void)
 		}
 		ok(plain,
 		    "errors: no quote, backslash or $ in a code or message");
+	}
+
+	cfg.value_max = 1048576;
+	/* RFC 7396 appendix A, all of it, then what the store adds: member
+	 * order kept, numbers as doubles, deep values, patches that are not
+	 * objects. */
+	ok(merges("{\"a\":\"b\"}", "{\"a\":\"c\"}", "{\"a\":\"c\"}"),
+	    "merge: A.1");
+	ok(merges(
+	       "{\"a\":\"b\"}", "{\"b\":\"c\"}", "{\"a\":\"b\",\"b\":\"c\"}"),
+	    "merge: A.2");
+	ok(merges("{\"a\":\"b\"}", "{\"a\":null}", "{}"), "merge: A.3");
+	ok(merges("{\"a\":\"b\",\"b\":\"c\"}", "{\"a\":null}", "{\"b\":\"c\"}"),
+	    "merge: A.4");
+	ok(merges("{\"a\":[\"b\"]}", "{\"a\":\"c\"}", "{\"a\":\"c\"}"),
+	    "merge: A.5");
+	ok(merges("{\"a\":\"c\"}", "{\"a\":[\"b\"]}", "{\"a\":[\"b\"]}"),
+	    "merge: A.6");
+	ok(merges("{\"a\":{\"b\":\"c\"}}", "{\"a\":{\"b\":\"d\",\"c\":null}}",
+	       "{\"a\":{\"b\":\"d\"}}"),
+	    "merge: A.7");
+	ok(merges("{\"a\":[{\"b\":\"c\"}]}", "{\"a\":[1]}", "{\"a\":[1]}"),
+	    "merge: A.8");
+	ok(merges("[\"a\",\"b\"]", "[\"c\",\"d\"]", "[\"c\",\"d\"]"),
+	    "merge: A.9");
+	ok(merges("{\"a\":\"b\"}", "[\"c\"]", "[\"c\"]"), "merge: A.10");
+	ok(merges("{\"e\":null}", "{\"a\":1}", "{\"e\":null,\"a\":1}"),
+	    "merge: A.12");
+	ok(merges("[1,2]", "{\"a\":\"b\",\"c\":null}", "{\"a\":\"b\"}"),
+	    "merge: A.13");
+	ok(merges(
+	       "{}", "{\"a\":{\"bb\":{\"ccc\":null}}}", "{\"a\":{\"bb\":{}}}"),
+	    "merge: A.14");
+	ok(merges("{\"a\":\"foo\"}", "\"bar\"", "\"bar\""),
+	    "merge: A.11, a string replaces");
+	ok(merges("{\"x\":1,\"y\":2,\"z\":3}",
+	       "{\"y\":[null],\"w\":1.50,\"x\":1e2}",
+	       "{\"x\":100,\"y\":[null],\"z\":3,\"w\":1.5}"),
+	    "merge: order kept, new last, numbers as doubles");
+	ok(merges("{\"Aa\":1}", "{\"aA\":2}", "{\"Aa\":1,\"aA\":2}"),
+	    "merge: names compare case-sensitively");
+	ok(merges(
+	       "0.1", "{\"n\":9007199254740993}", "{\"n\":9007199254740992}"),
+	    "merge: a scalar target becomes an object");
+	ok(merges("{\"a\":1}", "{}", "{\"a\":1}"),
+	    "merge: an empty patch changes nothing");
+	/* 201 levels: MariaDB's JSON_MERGE_PATCH gives up beyond 32. */
+	nested(deep, sizeof deep, 200);
+	ok(merges("{\"a\":1}", deep, deep), "merge: a patch 201 levels deep");
+	len = strlen(deep);
+	snprintf(big, sizeof big, "%s", "{\"b\":true}");
+	memcpy(deep + len - 1, ",\"b\":true}", 11);
+	deep[len - 1 + 10] = '\0';
+	{
+		char target[4200];
+
+		nested(target, sizeof target, 200);
+		ok(merges(target, big, deep),
+		    "merge: into a value 201 levels deep");
 	}
 
 	printf("1..%d\n", n);

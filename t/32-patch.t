@@ -175,7 +175,7 @@ subtest 'Content-Type' => sub {
         $i++;
         updated_ok(patch($A, 'ct', qq({"m$i":$i}), ct => $ct), "PATCH as $ct");
     }
-    read_ok(get($A, 'ct'), 'ct', { map { ("m$_" => $_) } 1 .. $i }, 'GET: all five applied', text => '{"m1":1,"m2":2,"m3":3,"m4":4,"m5":5}');
+    read_ok(get($A, 'ct'), 'ct', { map { ("m$_" => 0 + $_) } 1 .. $i }, 'GET: all five applied', text => '{"m1":1,"m2":2,"m3":3,"m4":4,"m5":5}');
     my $etag = get($A, 'ct')->{headers}{etag};
     for my $ct (undef, 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x',
                 'application/json-patch+json', "$MP; charset=latin1", 'application/jsonp', 'application/merge-patch') {
@@ -251,6 +251,12 @@ subtest 'If-Match' => sub {
     $s->error_is(patch($A, 'im', '{"n":2}', headers => { 'If-Match' => $etag }), 'PRECONDITION_FAILED', 'If-Match: the old ETag');
     $s->error_is(patch($A, 'im', '{"n":2}', headers => { 'If-Match' => '"0000000000000000"' }), 'PRECONDITION_FAILED',
         'If-Match: an ETag never issued');
+    for my $bad ("' OR '1'='1", '"unterminated', 'W/', "$e1 junk") {
+        $s->error_is(patch($A, 'im', '{"n":2}', headers => { 'If-Match' => $bad }), 'PRECONDITION_FAILED',
+            "If-Match: malformed ($bad): 412, as PUT and DELETE answer it");
+        $s->error_is(req($A, PUT => '/api/data/im', { value => { n => 2 } }, headers => { 'If-Match' => $bad }),
+            'PRECONDITION_FAILED', "(PUT with If-Match $bad: 412)");
+    }
     read_ok(get($A, 'im'), 'im', { n => 1 }, 'the refused PATCHes changed nothing', text => '{"n":1}');
     my $e2 = updated_ok(patch($A, 'im', '{"n":3}', headers => { 'If-Match' => "\"0000000000000000\", $e1" }),
         'If-Match: a list holding the current ETag');

@@ -30,7 +30,12 @@ my $MP = 'application/merge-patch+json';
 sub req { dreq($s, @_) }
 sub get { req($_[0], GET => kpath($_[1])) }
 sub post { my ($u, $k, $v, %x) = @_; post_kv($s, $u, $k, $v, %x) }
-sub put { my ($u, $k, $v, %o) = @_; req($u, PUT => kpath($k), { value => $v }, %o) }
+# PUT $v as $k; ttl => in the body, the rest dreq's options.
+sub put {
+    my ($u, $k, $v, %o) = @_;
+    my $ttl = delete $o{ttl};
+    return req($u, PUT => kpath($k), { value => $v, defined $ttl ? (ttl => $ttl) : () }, %o);
+}
 sub patch { my ($u, $k, $text, %o) = @_; req($u, PATCH => kpath($k), $text, ct => $MP, %o) }
 sub usage { my ($u, $k, $b, $name) = @_; usage_ok($s, $u, $k, $b, $name, %Q) }
 # The table's own sum for $u, beside the usage the API reports.

@@ -58,7 +58,7 @@ subtest '50 PATCHes of 50 members of one object' => sub {
     is_deeply KVLoad::statuses(@r), { 200 => 50 }, 'all 50 answered 200';
     KVLoad::envelopes_ok('PATCH 50 members', @r);
     my $r = dreq($s, $u, GET => '/api/data/obj');
-    read_ok($r, 'obj', { base => 0, map { ("m$_" => $_) } 0 .. 49 }, 'GET: base and all 50 members, none lost');
+    read_ok($r, 'obj', { base => 0, map { ("m$_" => 0 + $_) } 0 .. 49 }, 'GET: base and all 50 members, none lost');
     like $r->{body}, qr/\A\{"status":"success","data":\{"key":"obj","value":\{"base":0,"m\d+":/,
         'base keeps its place, the members follow it';
 };

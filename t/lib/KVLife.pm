@@ -158,12 +158,13 @@ sub read_ok {
     return $e;
 }
 
-# The stored text of $u's $key (the v column), or undef when no row.
+# The stored text of $u's $key (the v column, as bytes), or undef when
+# no row.  Read as hex: the client of sql() turns 4-byte UTF-8 into "?".
 sub stored_text {
     my ($s, $u, $key) = @_;
     my $hex = unpack 'H*', do { my $k = $key; utf8::encode($k); $k };
-    my $rows = $s->sql("SELECT v FROM data WHERE user_id = $u->{user_id} AND k = UNHEX('$hex')");
-    return @$rows ? $rows->[0][0] : undef;
+    my $rows = $s->sql("SELECT HEX(v) FROM data WHERE user_id = $u->{user_id} AND k = UNHEX('$hex')");
+    return @$rows ? pack('H*', $rows->[0][0]) : undef;
 }
 
 # How many rows $u has in the data table (with keys LIKE $like if given:
@@ -209,8 +210,8 @@ sub usage_ok {
         json_is($r, { status => 'success', data => {
             user_id => "$u->{user_id}", username => $u->{username}, email => $u->{email},
             full_name => $u->{full_name}, age => undef, gender => undef, created_at => $created,
-            usage => { keys => $keys, bytes => $bytes },
-            quota => { keys => $o{quota_keys} // 100000, bytes => $o{quota_bytes} // 104857600 },
+            usage => { keys => 0 + $keys, bytes => 0 + $bytes },
+            quota => { keys => 0 + ($o{quota_keys} // 100000), bytes => 0 + ($o{quota_bytes} // 104857600) },
         } }, "whole profile: usage $keys keys, $bytes bytes");
     });
 }

@@ -267,6 +267,23 @@ subtest 'expired keys are purged in the background (token_purge_interval 1)' => 
     read_ok(get($A, 'prgkeep'), 'prgkeep', 'stays', 'GET prgkeep');
     read_ok(get($B, 'exp1'), 'exp1', 'B keeps it', "B's key stays");
     stored_ok(req($A, POST => '/api/data', { key => 'prg1', value => 'new' }), 'prg1', 'POST of a purged key: 201');
+
+    # The purge frees what the expiry already freed, once: the usage of a
+    # user whose expired keys were purged counts only the live ones.
+    my $P = $s->new_user('ttl_p');
+    stored_ok(req($P, POST => '/api/data', { key => "pp$_", value => 'x' x 10, ttl => 1 }), "pp$_", "POST pp$_, ttl 1")
+        for 1 .. 3;
+    stored_ok(req($P, POST => '/api/data', { key => 'live', value => 'v' }), 'live', 'POST live: 4 + 3 bytes');
+    ($gone) = wait_expired($s, $P, 'pp3', 10);
+    $s->error_is($gone, 'KEY_NOT_FOUND', 'the three expire');
+    usage_ok($s, $P, 1, 7, 'usage after the expiry: 1 key, 7 bytes');
+    ok(KVTest::poll_until(20, sub {
+        $s->request(GET => '/api/health') for 1 .. 4;
+        get($P, 'live');
+        rows_of($s, $P) == 1 }), 'the three are purged');
+    usage_ok($s, $P, 1, 7, 'usage after the purge: still 1 key, 7 bytes');
+    stored_ok(req($P, POST => '/api/data', { key => 'pp1', value => 'y' }), 'pp1', 'POST pp1 again: 3 + 3 bytes');
+    usage_ok($s, $P, 2, 13, 'usage 2 keys, 13 bytes');
 };
 
 $s->stop;

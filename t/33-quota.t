@@ -183,6 +183,18 @@ subtest 'an expiry frees its key and bytes at once, before any purge' => sub {
     usage($v, 1, 84, 'its bytes no longer count: usage 1, 84');
     stored_ok(post($v, 'f2', 'zzz'), 'f2', 'POST f2 right after: 201');
     usage($v, 2, 91, 'usage 2, 91');
+
+    # A POST onto an expired key replaces it: only the new value counts.
+    my $w = $s->new_user('q_expc');
+    stored_ok(post($w, 'big', 'x' x 80, ttl => 2), 'big', 'POST big, ttl 2: 3 + 82 bytes');
+    usage($w, 1, 85, 'usage 1, 85');
+    ($gone) = wait_expired($s, $w, 'big', 10);
+    $s->error_is($gone, 'KEY_NOT_FOUND', 'big expires');
+    stored_ok(post($w, 'big', 'y'), 'big', 'POST big anew: 3 + 3 bytes');
+    usage($w, 1, 6, 'usage 1, 6: the expired value no longer counts');
+    stored_ok(post($w, 'b2', 'z' x 80), 'b2', 'POST b2: 2 + 82 bytes, 90 in all');
+    usage($w, 2, 90, 'usage 2, 90');
+    is table_bytes($w), 90, 'the table agrees';
 };
 
 subtest 'KVAPI_QUOTA_KEYS and KVAPI_QUOTA_BYTES override the config file' => sub {

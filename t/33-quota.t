@@ -207,6 +207,23 @@ subtest 'KVAPI_QUOTA_KEYS and KVAPI_QUOTA_BYTES override the config file' => sub
     stored_ok(post($u, 'n2', 1), 'n2', 'POST n2');
     quota_is(post($u, 'n3', 1), 'POST n3: QUOTA_EXCEEDED (2 keys)');
     usage_ok($s, $u, 2, 207, 'usage 2, 207', quota_keys => 2, quota_bytes => 1000);
+
+    # A user over the new quota (5 keys from before): writes that keep or
+    # shrink pass, growth does not, a DELETE is always fine.
+    my $o = $s->new_user('q_over');
+    stored_ok(post($o, "v$_", 'x' x 100), "v$_", "setup: POST v$_") for 1 .. 2;
+    local $ENV{KVAPI_QUOTA_KEYS} = 1;
+    local $ENV{KVAPI_QUOTA_BYTES} = 100;
+    $s->restart_app;
+    my %q1 = (quota_keys => 1, quota_bytes => 100);
+    usage_ok($s, $o, 2, 208, 'over the lowered quota: 2 keys, 208 bytes of 1 and 100', %q1);
+    updated_ok(put($o, 'v1', 'y' x 100), 'PUT of the same size: fine');
+    updated_ok(patch($o, 'v1', '"short"'), 'PATCH that shrinks: fine');
+    quota_is(put($o, 'v2', 'z' x 101), 'PUT that grows: QUOTA_EXCEEDED');
+    quota_is(post($o, 'v3', 1), 'POST: QUOTA_EXCEEDED');
+    deleted_ok(req($o, DELETE => '/api/data/v2'), 'DELETE: fine');
+    usage_ok($s, $o, 1, 9, 'usage 1 key, 9 bytes', %q1);
+    quota_is(post($o, 'v3', 1), 'POST a second key: QUOTA_EXCEEDED');
 };
 
 $s->stop;

@@ -133,11 +133,15 @@ cluster("$PASS\n", 'db-create', $CDIR, $DB, $DB);
 # The tables sql/schema.sql creates, by name.
 my @TABLES = sort do { local (@ARGV, $/) = ("$ROOT/sql/schema.sql"); <> } =~ /^CREATE TABLE IF NOT EXISTS (\w+)/mg;
 for my $n (1 .. 3) {
-    # (sorted here as @TABLES is: information_schema's collation puts
-    # "users" before "user_usage")
-    is_deeply([sort map { $_->[0] } @{ node_sql($n, "SELECT TABLE_NAME FROM information_schema.TABLES "
-                . "WHERE TABLE_SCHEMA = '$DB'") }],
-        \@TABLES, "node $n has the schema's tables (@TABLES), replicated from node 1");
+    # Sorted here as @TABLES is (information_schema's collation puts
+    # "users" before "user_usage"), and polled: a node may still be
+    # applying the schema's last statements.
+    my $got;
+    KVTest::poll_until(10, sub {
+        $got = [ sort map { $_->[0] } @{ node_sql($n, "SELECT TABLE_NAME FROM information_schema.TABLES "
+            . "WHERE TABLE_SCHEMA = '$DB'") } ];
+        "@$got" eq "@TABLES" });
+    is_deeply($got, \@TABLES, "node $n has the schema's tables (@TABLES), replicated from node 1");
 }
 
 my %common = (external_db => 1, db_name => $DB, db_user => $DB,

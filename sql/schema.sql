@@ -130,47 +130,74 @@ CREATE TABLE IF NOT EXISTS user_usage (
   user_id    BIGINT UNSIGNED NOT NULL,
   key_count  BIGINT NOT NULL DEFAULT 0,
   byte_count BIGINT NOT NULL DEFAULT 0,
+  rev        BIGINT UNSIGNED NOT NULL DEFAULT 0,
+  purged_rev BIGINT UNSIGNED NOT NULL DEFAULT 0,
   PRIMARY KEY (user_id),
   CONSTRAINT fk_user_usage_user FOREIGN KEY (user_id) REFERENCES users (id)
     ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
+-- One line of the feed: a write of key k (version: the new ETag's; NULL
+-- for a delete) as revision rev of its user.
+CREATE TABLE IF NOT EXISTS changes (
+  user_id    BIGINT UNSIGNED NOT NULL,
+  rev        BIGINT UNSIGNED NOT NULL,
+  k          VARBINARY(255) NOT NULL,
+  version    BIGINT UNSIGNED NULL,
+  changed_at DATETIME(6) NOT NULL,
+  PRIMARY KEY (user_id, rev),
+  KEY ix_changes_time (changed_at),
+  CONSTRAINT fk_changes_user FOREIGN KEY (user_id) REFERENCES users (id)
+    ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
 DELIMITER //
--- Add dk keys and db bytes to the usage of user uid; refuse growth past
--- the connection's quota.  A user's first pair makes the row.
-CREATE OR REPLACE PROCEDURE kvapi_usage_add(uid BIGINT UNSIGNED, dk BIGINT,
-    db BIGINT)
+-- A write of key k of user uid: dk keys and db bytes more (or less), the
+-- new version ver (NULL: deleted).  It takes the user's next revision and
+-- logs it, and refuses growth past the connection's quota.  A user's
+-- first pair makes the row.
+CREATE OR REPLACE PROCEDURE kvapi_data_changed(uid BIGINT UNSIGNED,
+    dk BIGINT, db BIGINT, k VARBINARY(255), ver BIGINT UNSIGNED)
   MODIFIES SQL DATA
 BEGIN
   DECLARE nk, nb BIGINT;
-  IF dk <> 0 OR db <> 0 THEN
-    INSERT INTO user_usage (user_id, key_count, byte_count)
-      VALUES (uid, dk, db)
-      ON DUPLICATE KEY UPDATE key_count = key_count + dk,
-                              byte_count = byte_count + db;
-    IF (dk > 0 AND @kvapi_quota_keys IS NOT NULL)
-        OR (db > 0 AND @kvapi_quota_bytes IS NOT NULL) THEN
-      SELECT key_count, byte_count INTO nk, nb FROM user_usage
-        WHERE user_id = uid;
-      IF (dk > 0 AND nk > @kvapi_quota_keys)
-          OR (db > 0 AND nb > @kvapi_quota_bytes) THEN
-        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'kvapi: QUOTA_EXCEEDED';
-      END IF;
-    END IF;
+  DECLARE r BIGINT UNSIGNED;
+  INSERT INTO user_usage (user_id, key_count, byte_count, rev)
+    VALUES (uid, dk, db, 1)
+    ON DUPLICATE KEY UPDATE key_count = key_count + dk,
+                            byte_count = byte_count + db, rev = rev + 1;
+  SELECT key_count, byte_count, rev INTO nk, nb, r FROM user_usage
+    WHERE user_id = uid;
+  IF (dk > 0 AND nk > @kvapi_quota_keys)
+      OR (db > 0 AND nb > @kvapi_quota_bytes) THEN
+    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'kvapi: QUOTA_EXCEEDED';
   END IF;
+  INSERT INTO changes (user_id, rev, k, version, changed_at)
+    VALUES (uid, r, k, ver, UTC_TIMESTAMP(6));
 END//
-CREATE OR REPLACE TRIGGER data_usage_insert AFTER INSERT ON data
+CREATE OR REPLACE TRIGGER data_changed_insert AFTER INSERT ON data
   FOR EACH ROW
-  CALL kvapi_usage_add(NEW.user_id, 1, LENGTH(NEW.k) + LENGTH(NEW.v))//
-CREATE OR REPLACE TRIGGER data_usage_update AFTER UPDATE ON data
+  CALL kvapi_data_changed(NEW.user_id, 1, LENGTH(NEW.k) + LENGTH(NEW.v),
+      NEW.k, NEW.version)//
+-- A row left as it was is no write (a POST onto a live key); a worker's
+-- write always gives it a new version.
+CREATE OR REPLACE TRIGGER data_changed_update AFTER UPDATE ON data
   FOR EACH ROW
-  CALL kvapi_usage_add(NEW.user_id, 0,
-      CAST(LENGTH(NEW.k) + LENGTH(NEW.v) AS SIGNED)
-      - CAST(LENGTH(OLD.k) + LENGTH(OLD.v) AS SIGNED))//
-CREATE OR REPLACE TRIGGER data_usage_delete AFTER DELETE ON data
+  IF NOT (NEW.version <=> OLD.version AND NEW.v <=> OLD.v
+          AND NEW.expires_at <=> OLD.expires_at) THEN
+    CALL kvapi_data_changed(NEW.user_id, 0,
+        CAST(LENGTH(NEW.k) + LENGTH(NEW.v) AS SIGNED)
+        - CAST(LENGTH(OLD.k) + LENGTH(OLD.v) AS SIGNED), NEW.k, NEW.version);
+  END IF//
+CREATE OR REPLACE TRIGGER data_changed_delete AFTER DELETE ON data
   FOR EACH ROW
-  CALL kvapi_usage_add(OLD.user_id, -1,
-      -CAST(LENGTH(OLD.k) + LENGTH(OLD.v) AS SIGNED))//
+  CALL kvapi_data_changed(OLD.user_id, -1,
+      -CAST(LENGTH(OLD.k) + LENGTH(OLD.v) AS SIGNED), OLD.k, NULL)//
+-- The purge of old changes: a since before the highest one gone is 410.
+CREATE OR REPLACE TRIGGER changes_purged AFTER DELETE ON changes
+  FOR EACH ROW
+  UPDATE user_usage SET purged_rev = GREATEST(purged_rev, OLD.rev)
+   WHERE user_id = OLD.user_id//
 DELIMITER ;
 
 INSERT INTO user_usage (user_id, key_count, byte_count)
@@ -178,3 +205,5 @@ INSERT INTO user_usage (user_id, key_count, byte_count)
    GROUP BY user_id
   ON DUPLICATE KEY UPDATE key_count = VALUE(key_count),
                           byte_count = VALUE(byte_count);
+-- Pairs written before the feed existed have no revision: a client
+-- syncs them from a listing, then follows the feed from revision 0.

@@ -54,6 +54,7 @@ static const struct key {
     {"login_failure_window", OFF(login_failure_window), 1, 31536000, K_LL, 1},
     {"quota_keys", OFF(quota_keys), 1, 1000000000, K_LL, 1},
     {"quota_bytes", OFF(quota_bytes), 1, 1LL << 50, K_LL, 1},
+    {"changes_retention", OFF(changes_retention), 1, 315360000, K_LL, 1},
     {"bcrypt_cost", OFF(bcrypt_cost), 4, 31, K_COST, 1},
     {"value_max", OFF(value_max), 16, 64LL << 20, K_SIZE, 1},
     {"body_max", OFF(body_max), 1024, 80LL << 20, K_SIZE, 1},
@@ -89,6 +90,7 @@ set_defaults(void)
 	cfg.login_failure_window = 900;
 	cfg.quota_keys = 100000;
 	cfg.quota_bytes = 104857600;
+	cfg.changes_retention = 604800;
 	cfg.bcrypt_cost = 12;
 	cfg.value_max = 1048576;
 	cfg.body_max = 1048576 + 65536;

@@ -63,6 +63,9 @@ enum stmt {
 	ST_DATA_SET,
 	ST_DATA_PURGE,
 	ST_DATA_EXPIRE,
+	ST_FEED,
+	ST_CHANGES_LIST,
+	ST_CHANGES_PURGE,
 	ST__MAX
 };
 
@@ -309,6 +312,20 @@ static const struct {
     [ST_DATA_EXPIRE] = {"data_expire",
 	"DELETE FROM data WHERE expires_at <= UTC_TIMESTAMP(6) AND user_id "
 	"= " USER_OF_TOKEN,
+	1},
+    /* The change feed: the triggers on data write it (migration 0003). */
+    [ST_FEED] = {"feed",
+	"SELECT t.user_id, COALESCE(g.rev, 0), COALESCE(g.purged_rev, 0) "
+	"FROM tokens t LEFT JOIN user_usage g ON g.user_id = t.user_id "
+	"WHERE " TOKEN_VALID,
+	0},
+    [ST_CHANGES_LIST] = {"changes_list",
+	"SELECT rev, k, version FROM changes WHERE user_id = ? AND rev > ? "
+	"ORDER BY rev LIMIT ?",
+	0},
+    [ST_CHANGES_PURGE] = {"changes_purge",
+	"DELETE FROM changes WHERE changed_at < UTC_TIMESTAMP(6) - "
+	"INTERVAL ? SECOND LIMIT 1000",
 	1},
 };
 
@@ -1019,14 +1036,15 @@ db_token_end(const unsigned char *tok)
 /*
  * Delete up to 1000 each of expired tokens, sessions past their refresh
  * token and an access token's lifetime, expired refresh tokens, failed
- * logins out of the window and expired pairs; *n says how many rows
- * went.
+ * logins out of the window, expired pairs and changes older than
+ * changes_retention; *n says how many rows went.
  */
 enum dbr
 db_token_purge(unsigned long long *n)
 {
 	static const enum stmt purges[] = {ST_TOKEN_PURGE, ST_SESSION_PURGE,
-	    ST_REFRESH_PURGE, ST_FAILURES_PURGE, ST_DATA_PURGE};
+	    ST_REFRESH_PURGE, ST_FAILURES_PURGE, ST_DATA_PURGE,
+	    ST_CHANGES_PURGE};
 	MYSQL_BIND p[1];
 	unsigned long long k;
 	enum dbr r;
@@ -1035,7 +1053,8 @@ db_token_purge(unsigned long long *n)
 	for (size_t i = 0; i < sizeof purges / sizeof purges[0]; i++) {
 		bind_ll(&p[0],
 		    purges[i] == ST_FAILURES_PURGE ? &cfg.login_failure_window
-						   : &cfg.token_lifetime);
+			: purges[i] == ST_CHANGES_PURGE ? &cfg.changes_retention
+							: &cfg.token_lifetime);
 		if ((r = run(purges[i], p, NULL, 0, &k)) != DBR_OK)
 			return r;
 		*n += k;
@@ -1690,4 +1709,72 @@ db_sessions_end_others(const struct account *a, unsigned long long *n)
 	bind_u64(&p[0], &a->user);
 	bind_blob(&p[1], session_of(a), SESSION_RAW);
 	return run(ST_SESSIONS_DELETE_OTHERS, p, NULL, 0, n);
+}
+
+/*
+ * The change feed (migration 0003): the triggers on data write it; these
+ * read it.
+ */
+
+/* The feed's state of a valid token's user; DBR_NOAUTH if it is not. */
+enum dbr
+db_feed(const unsigned char *tok, struct feed *f)
+{
+	MYSQL_BIND p[1];
+	struct col c[3] = {
+	    {C_U64, &f->user, 0, NULL, NULL, 0, 0},
+	    {C_U64, &f->rev, 0, NULL, NULL, 0, 0},
+	    {C_U64, &f->purged_rev, 0, NULL, NULL, 0, 0},
+	};
+	unsigned long long rows;
+	enum dbr r;
+
+	bind_blob(&p[0], tok, HASH_LEN);
+	if ((r = run(ST_FEED, p, c, 3, &rows)) != DBR_OK)
+		return r;
+	return rows ? DBR_OK : DBR_NOAUTH;
+}
+
+/*
+ * Up to `limit` changes of user after revision `since`, oldest first: fn
+ * gets each (its revision, key and new version, NULL for a delete) and
+ * returns non-zero to stop.
+ */
+enum dbr
+db_changes(uint64_t user, uint64_t since, long long limit,
+    int (*fn)(void *, uint64_t, const char *, size_t, const uint64_t *),
+    void *arg)
+{
+	MYSQL_BIND p[3], res[MAXCOL];
+	uint64_t rev = 0, version = 0;
+	char *k = NULL;
+	size_t klen = 0;
+	struct col c[3] = {
+	    {C_U64, &rev, 0, NULL, NULL, 0, 0},
+	    {C_ALLOC, NULL, 0, &k, &klen, 0, 0},
+	    {C_U64, &version, 0, NULL, NULL, 0, 0},
+	};
+	MYSQL_STMT *s;
+	enum dbr r;
+	int rc, stop = 0;
+
+	bind_u64(&p[0], &user);
+	bind_u64(&p[1], &since);
+	bind_ll(&p[2], &limit);
+	if ((r = exec(ST_CHANGES_LIST, p)) != DBR_OK)
+		return r;
+	s = stmts[ST_CHANGES_LIST];
+	if (bind_cols(s, res, c, 3) != 0)
+		return fail(ST_CHANGES_LIST, s);
+	while ((rc = fetch(ST_CHANGES_LIST, s, res, c, 3)) == 1) {
+		if (!stop)
+			stop =
+			    fn(arg, rev, k, klen, c[2].null ? NULL : &version);
+		free(k);
+		k = NULL;
+	}
+	if (rc == -1)
+		return fail(ST_CHANGES_LIST, s);
+	mysql_stmt_free_result(s);
+	return DBR_OK;
 }

@@ -68,6 +68,8 @@ static const struct err_info errs[ERR__MAX] = {
 	"31536000."},
     [ERR_QUOTA_EXCEEDED] = {507, "QUOTA_EXCEEDED",
 	"The storage quota for this account is exceeded."},
+    [ERR_CHANGES_EXPIRED] = {410, "CHANGES_EXPIRED",
+	"The requested revision is no longer available. Please resync."},
     [ERR_INVALID_GRANT] = {401, "INVALID_GRANT",
 	"The refresh token is not valid."},
     [ERR_UNSUPPORTED_GRANT_TYPE] = {400, "UNSUPPORTED_GRANT_TYPE",
@@ -156,6 +158,7 @@ http_reason(int status)
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 409: return "Conflict";
+	case 410: return "Gone";
 	case 412: return "Precondition Failed";
 	case 413: return "Content Too Large";
 	case 415: return "Unsupported Media Type";

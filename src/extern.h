@@ -55,6 +55,7 @@ enum err {
 	ERR_INVALID_QUERY,
 	ERR_INVALID_TTL,
 	ERR_QUOTA_EXCEEDED,
+	ERR_CHANGES_EXPIRED,
 	ERR_INVALID_GRANT,
 	ERR_UNSUPPORTED_GRANT_TYPE,
 	ERR_INVALID_PROFILE,
@@ -98,6 +99,7 @@ struct config {
 	long long login_failure_window;
 	long long quota_keys; /* per user (db.c hands them to the triggers) */
 	long long quota_bytes;
+	long long changes_retention; /* seconds the feed keeps a change */
 	int bcrypt_cost;
 	size_t value_max;
 	size_t body_max;
@@ -155,6 +157,7 @@ enum field_id {
 	F_SESSION_ID,
 	F_TTL,
 	F_PATCH,
+	F_SINCE,
 	F__MAX
 };
 enum field_in {
@@ -458,6 +461,13 @@ db_data_delete(const unsigned char *, const char *, size_t, const uint64_t *);
 enum dbr db_data_patch(const unsigned char *, const char *, size_t, uint64_t,
     int (*)(void *, const struct stored *, const char **, size_t *), void *);
 enum dbr db_data_expire(const unsigned char *, unsigned long long *);
+/* The feed's state for a user: its last revision, the highest purged. */
+struct feed {
+	uint64_t user, rev, purged_rev;
+};
+enum dbr db_feed(const unsigned char *, struct feed *);
+enum dbr db_changes(uint64_t, uint64_t, long long,
+    int (*)(void *, uint64_t, const char *, size_t, const uint64_t *), void *);
 enum dbr
 db_data_list(uint64_t, const char *, size_t, const char *, size_t, long long,
     int (*)(void *, const char *, size_t, const char *, size_t, const char *),
@@ -480,6 +490,7 @@ struct outcome h_data_put(struct req *);
 struct outcome h_data_patch(struct req *);
 struct outcome h_data_delete(struct req *);
 struct outcome h_data_list(struct req *);
+struct outcome h_changes(struct req *);
 struct outcome h_health(struct req *);
 
 /* router.c */

@@ -404,3 +404,106 @@ h_data_list(struct req *r)
 	r->status = 200;
 	return o;
 }
+
+/* One page of the change feed, filled row by row by db_changes. */
+struct feed_page {
+	cJSON *items;
+	long long limit, count;
+	uint64_t last;
+	int more, oom;
+};
+
+static int
+feed_row(void *arg, uint64_t rev, const char *k, size_t klen,
+    const uint64_t *version)
+{
+	struct feed_page *pg = arg;
+	char etag[ETAG_MAX];
+	cJSON *it;
+
+	if (pg->count == pg->limit) {
+		pg->more = 1;
+		return 1;
+	}
+	if (klen > KEY_MAX || (it = cJSON_CreateObject()) == NULL) {
+		pg->oom = 1;
+		return 1;
+	}
+	cJSON_AddItemToArray(pg->items, it);
+	if (version != NULL)
+		req_etag(*version, etag);
+	if (cJSON_AddNumberToObject(it, "rev", (double)rev) == NULL ||
+	    cJSON_AddStringToObject(it, "key", k) == NULL ||
+	    cJSON_AddStringToObject(it, "op", version ? "put" : "delete") ==
+		NULL ||
+	    (version != NULL &&
+		cJSON_AddStringToObject(it, "etag", etag) == NULL)) {
+		pg->oom = 1;
+		return 1;
+	}
+	pg->last = rev;
+	pg->count++;
+	return 0;
+}
+
+/*
+ * The user's writes after revision `since`, oldest first.  A `since`
+ * before changes the purge has deleted, or past the user's last revision
+ * (the revisions of another database: a restore), is 410: the client
+ * must resync, from a listing and the feed after data.last_rev.
+ */
+struct outcome
+h_changes(struct req *r)
+{
+	const struct field_value *f = r->field;
+	uint64_t since =
+	    f[F_SINCE].state == FV_SET ? (uint64_t)f[F_SINCE].n : 0;
+	struct feed head;
+	struct feed_page pg;
+	struct outcome o;
+
+	memset(&pg, 0, sizeof pg);
+	pg.limit = f[F_LIMIT].state == FV_SET ? f[F_LIMIT].n : LIST_DEFAULT;
+	o = outcome_db(db_feed(r->token_hash, &head), ERR_INVALID_TOKEN);
+	if (o.err != ERR_OK)
+		return o;
+	if ((r->data = cJSON_CreateObject()) == NULL) {
+		o.err = ERR_INTERNAL;
+		return o;
+	}
+	if (since < head.purged_rev || since > head.rev) {
+		o.err = cJSON_AddNumberToObject(
+			    r->data, "last_rev", (double)head.rev) == NULL
+		    ? ERR_INTERNAL
+		    : ERR_CHANGES_EXPIRED;
+		return o;
+	}
+	if ((pg.items = cJSON_AddArrayToObject(r->data, "items")) == NULL) {
+		o.err = ERR_INTERNAL;
+		goto fail;
+	}
+	o.err =
+	    err_of_db(db_changes(head.user, since, pg.limit + 1, feed_row, &pg),
+		ERR_INTERNAL);
+	if (o.err == ERR_OK && pg.oom)
+		o.err = ERR_INTERNAL;
+	if (o.err != ERR_OK)
+		goto fail;
+	/* Where the next call starts: this page's end, or (the whole feed
+	 * read) the user's last revision, which may be newer still. */
+	if (!pg.more && head.rev > pg.last)
+		pg.last = head.rev;
+	if (cJSON_AddNumberToObject(r->data, "last_rev", (double)pg.last) ==
+		NULL ||
+	    cJSON_AddBoolToObject(r->data, "more", pg.more) == NULL) {
+		o.err = ERR_INTERNAL;
+		goto fail;
+	}
+	r->status = 200;
+	return o;
+fail:
+	/* No half a page in an error. */
+	cJSON_Delete(r->data);
+	r->data = NULL;
+	return o;
+}

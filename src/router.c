@@ -88,6 +88,10 @@ static const struct field patch_fields[] = {
     {F_KEY,       "key",       IN_PATH, FT_STRING,     FN_REQUIRED, valid_key,       ERR_INVALID_KEY, NULL},
     {F_PATCH,     "patch",     IN_WHOLE, FT_VALUE,     FN_REQUIRED, NULL,            ERR_INVALID_VALUE, NULL},
 };
+static const struct field changes_fields[] = {
+    {F_SINCE,     "since",     IN_QUERY, FT_INT,       FN_OPTIONAL, NULL,            ERR_INVALID_QUERY, NULL},
+    {F_LIMIT,     "limit",     IN_QUERY, FT_INT,       FN_OPTIONAL, valid_limit,     ERR_INVALID_QUERY, NULL},
+};
 static const struct field list_fields[] = {
     {F_LIMIT,     "limit",     IN_QUERY, FT_INT,       FN_OPTIONAL, valid_limit,     ERR_INVALID_QUERY, NULL},
     {F_PREFIX,    "prefix",    IN_QUERY, FT_STRING,    FN_OPTIONAL, valid_prefix,    ERR_INVALID_QUERY, NULL},
@@ -133,6 +137,8 @@ static const struct route {
     {KEY_PREFIX,      "PUT",    1, B_OBJECT, h_data_put,     FIELDS(put_fields)},
     {KEY_PREFIX,      "PATCH",  1, B_VALUE,  h_data_patch,   FIELDS(patch_fields)},
     {KEY_PREFIX,      "DELETE", 1, B_NONE,   h_data_delete,  FIELDS(key_fields)},
+    {"/api/changes",  "GET",    1, B_NONE,   h_changes,      FIELDS(changes_fields)},
+    {"/api/changes",  "HEAD",   1, B_NONE,   h_changes,      FIELDS(changes_fields)},
     {"/api/health",   "GET",    0, B_NONE,   h_health,       NO_FIELDS},
     {"/api/health",   "HEAD",   0, B_NONE,   h_health,       NO_FIELDS},
 };

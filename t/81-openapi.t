@@ -731,6 +731,15 @@ subtest 'drive every operation' => sub {
     req(PATCH => '/api/data/k', auth => 1, body => '{}', h => { 'Content-Type' => 'text/plain' });
     req(PATCH => '/api/data/k', body => '{}', h => $MP);
     $E = req(GET => '/api/data/k', auth => 1)->{headers}{etag};
+    # GET, HEAD /api/changes
+    is req(GET => '/api/changes?since=1&limit=2', auth => 1)->{status}, 200, 'the change feed';
+    req(GET => '/api/changes?since=x', auth => 1);
+    req(GET => '/api/changes?since=999999', auth => 1);
+    req(GET => '/api/changes');
+    req(HEAD => '/api/changes', auth => 1);
+    req(HEAD => '/api/changes?limit=0', auth => 1);
+    req(HEAD => '/api/changes?since=999999', auth => 1);
+    req(HEAD => '/api/changes');
     # DELETE /api/data/{key}
     req(DELETE => '/api/data/k', auth => 1, h => { 'If-Match' => '"0000000000000000"' });
     is req(DELETE => '/api/data/k', auth => 1, h => { 'If-Match' => $E })->{status}, 200, 'delete';
@@ -742,7 +751,7 @@ subtest 'drive every operation' => sub {
     req(HEAD => '/api/health');
     # OPTIONS, nginx's errors, 405 and 404 everywhere
     for my $p ('/api/register', '/api/token', '/api/data', '/api/data/k', '/api/health', '/api/nope',
-               '/api/users/me', '/api/users/me/password', '/api/sessions', '/api/sessions/x') {
+               '/api/users/me', '/api/users/me/password', '/api/sessions', '/api/sessions/x', '/api/changes') {
         $s->raw("OPTIONS $p HTTP/1.1\r\nHost: x\r\nOrigin: http://example.com\r\n"
             . "Access-Control-Request-Method: PUT\r\nAccess-Control-Request-Headers: authorization, content-type\r\n"
             . "Connection: close\r\n\r\n");
@@ -873,6 +882,7 @@ subtest '503 SERVICE_UNAVAILABLE (no database) and 429 TOO_MANY_REQUESTS' => sub
     req($_ => '/api/data/k', auth => 1) for qw(GET HEAD DELETE);
     req(PUT => '/api/data/k', auth => 1, json => { value => 1 });
     req(PATCH => '/api/data/k', auth => 1, json => { a => 1 });
+    req($_ => '/api/changes', auth => 1) for qw(GET HEAD);
     my $r = req(GET => '/api/health');
     is $r->{status}, 503, 'health: 503';
     req(HEAD => '/api/health');

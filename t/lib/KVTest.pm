@@ -40,7 +40,8 @@ use Test::More ();
 use Time::HiRes ();
 
 # The error table of API.md ("Validation and errors", "Beyond the seed",
-# "Accounts and sessions" and "Data lifecycle"), word for word: code =>
+# "Accounts and sessions", "Data lifecycle" and "Batch and changes"), word
+# for word: code =>
 # [HTTP status, message].
 our %ERRORS = (
     INVALID_REQUEST => [400, 'Invalid request. Please provide all required fields: username, email, password, full_name.'],
@@ -78,6 +79,8 @@ our %ERRORS = (
     # "Data lifecycle".
     INVALID_TTL => [400, 'The ttl must be an integer number of seconds between 1 and 31536000.'],
     QUOTA_EXCEEDED => [507, 'The storage quota for this account is exceeded.'],
+    # "Batch and changes".
+    CHANGES_EXPIRED => [410, 'The requested revision is no longer available. Please resync.'],
 );
 
 # Headers the table puts beside some statuses ("401 + WWW-Authenticate").

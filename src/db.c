@@ -352,9 +352,15 @@ static MYSQL_STMT *stmts[ST__MAX];
 static time_t last_used, last_logged;
 static double slow_failed; /* when a connect last failed slowly */
 
-#define IDLE_PING      30 /* seconds idle before we ping first */
-#define QUOTA_SIGNAL   "kvapi: QUOTA_EXCEEDED"
-#define RETRY_DEADLOCK 3
+#define IDLE_PING    30 /* seconds idle before we ping first */
+#define QUOTA_SIGNAL "kvapi: QUOTA_EXCEEDED"
+/*
+ * Tries of a statement or transaction that lost a deadlock or, on Galera,
+ * a certification: every write of a user changes the user's usage row,
+ * so one user's writes on two nodes conflict; each retry waits a little
+ * longer (backoff), with jitter so that the two do not meet again.
+ */
+#define RETRY_DEADLOCK 8
 
 void
 db_close(void)
@@ -691,6 +697,15 @@ conflict(unsigned int e)
 	return e == ER_LOCK_DEADLOCK || e == ER_LOCK_WAIT_TIMEOUT;
 }
 
+/* Wait before try tries + 1: up to tries milliseconds, at random. */
+static void
+backoff(int tries)
+{
+	struct timespec ts = {0, (long)(auth_rand64() % 1000000) * tries};
+
+	nanosleep(&ts, NULL);
+}
+
 /*
  * Execute statement st.  Deadlocks are retried (autocommit: the whole
  * statement was rolled back); a read that found the connection dead is
@@ -719,7 +734,14 @@ exec(enum stmt st, MYSQL_BIND *par)
 		if (conflict(e) && tries < RETRY_DEADLOCK) {
 			log_warn("statement %s: %s; retrying",
 			    statements[st].name, mysql_stmt_error(s));
+			backoff(tries);
 			continue;
+		}
+		if (conflict(e)) {
+			log_err("statement %s: %s; gave up after %d tries",
+			    statements[st].name, mysql_stmt_error(s), tries);
+			mysql_stmt_reset(s);
+			return DBR_CONFLICT;
 		}
 		r = fail(st, s);
 		if (r != DBR_DOWN || statements[st].write || tries > 1 || in_tx)
@@ -866,6 +888,7 @@ tx(const char *name, enum dbr (*fn)(void *), void *arg)
 			if (r == DBR_CONFLICT && tries < RETRY_DEADLOCK) {
 				log_warn("transaction %s: a conflict; retrying",
 				    name);
+				backoff(tries);
 				continue;
 			}
 			return r;
@@ -876,6 +899,7 @@ tx(const char *name, enum dbr (*fn)(void *), void *arg)
 		if (conflict(e) && tries < RETRY_DEADLOCK) {
 			log_warn("transaction %s: %s; retrying", name,
 			    mysql_error(conn));
+			backoff(tries);
 			continue;
 		}
 	failed:

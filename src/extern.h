@@ -172,6 +172,7 @@ enum field_type {
 	FT_INT,	       /* an integral JSON number (30.0 is 30), or digits */
 	FT_BASE64URL,  /* unpadded base64url, handed out decoded */
 	FT_VALUE,      /* any JSON but null, handed out as the text to store */
+	FT_JSON,       /* any JSON but null, of any size: a merge patch */
 };
 enum field_need {
 	FN_OPTIONAL, /* absent or null passes (.state tells which) */
@@ -269,6 +270,7 @@ void req_init(struct req *, struct FCGX_Request *);
 enum err req_read_body(struct FCGX_Stream *, struct req *);
 int req_bearer(const char *, char *);
 int req_json_ctype(const char *);
+int req_patch_ctype(const char *);
 int req_etags(const char *, uint64_t *, int, int *);
 int req_query(const char *, const char *, char *, size_t, size_t *);
 
@@ -328,6 +330,7 @@ enum json_field json_text(const struct cJSON *, const char **, size_t *);
 enum json_field
 json_string(const struct cJSON *, const char *, const char **, size_t *);
 int json_has_nul(const struct cJSON *);
+enum err json_value_check(struct cJSON *);
 enum err json_value_print(struct cJSON *, char **, size_t *);
 struct cJSON *json_merge_patch(struct cJSON *, const struct cJSON *);
 

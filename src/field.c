@@ -53,6 +53,10 @@ from_json(const struct field *f, cJSON *it, struct field_value *v)
 		e = json_value_print(it, &v->own, &v->len);
 		v->s = v->own;
 		return e == ERR_OK ? 0 : e == ERR_INTERNAL ? -2 : -1;
+	case FT_JSON:
+		/* Only the result of a patch must fit value_max. */
+		e = json_value_check(it);
+		return e == ERR_OK ? 0 : e == ERR_INTERNAL ? -2 : -1;
 	case FT_BASE64URL: break;
 	}
 	return -1;
@@ -103,7 +107,8 @@ from_text(const struct req *r, const struct field *f, char *buf,
 			return -1;
 		v->n = strtoll(buf, NULL, 10);
 		return 1;
-	case FT_VALUE: break;
+	case FT_VALUE:
+	case FT_JSON: break;
 	}
 	return -1;
 }

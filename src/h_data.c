@@ -239,10 +239,11 @@ merge_op(void *arg, const struct stored *cur, const char **v, size_t *vlen)
 
 	cJSON_free(m->text);
 	m->text = NULL;
+	/* -1: no condition; a malformed list (-2) matches nothing. */
 	n = match_versions(m->r, tags);
 	for (i = 0; i < n && tags[i] != cur->version; i++)
 		;
-	if (n != -1 && i == n) {
+	if (n != -1 && (n < 0 || i == n)) {
 		m->err = ERR_PRECONDITION_FAILED;
 		return -1;
 	}

@@ -390,6 +390,23 @@ exact_numbers(cJSON *it)
 }
 
 /*
+ * A value the contract takes, whatever its size: not missing, not null,
+ * no \u0000 inside, numbers a double holds (which become their exact
+ * text, exact_numbers).  ERR_INVALID_VALUE otherwise.
+ */
+enum err
+json_value_check(cJSON *it)
+{
+	int r;
+
+	if (it == NULL || cJSON_IsNull(it) || (it->type & JSON_NUL))
+		return ERR_INVALID_VALUE;
+	if ((r = exact_numbers(it)) != 1)
+		return r == 0 ? ERR_INVALID_VALUE : ERR_INTERNAL;
+	return ERR_OK;
+}
+
+/*
  * The stored text of a value: compact JSON as cJSON prints it, so numbers
  * are doubles as in JavaScript.  A value the contract refuses (missing,
  * null, a \u0000 inside, a number too large for a double, over
@@ -398,13 +415,11 @@ exact_numbers(cJSON *it)
 enum err
 json_value_print(cJSON *it, char **out, size_t *len)
 {
-	int r;
+	enum err e;
 
 	*out = NULL;
-	if (it == NULL || cJSON_IsNull(it) || (it->type & JSON_NUL))
-		return ERR_INVALID_VALUE;
-	if ((r = exact_numbers(it)) != 1)
-		return r == 0 ? ERR_INVALID_VALUE : ERR_INTERNAL;
+	if ((e = json_value_check(it)) != ERR_OK)
+		return e;
 	if ((*out = cJSON_PrintUnformatted(it)) == NULL)
 		return ERR_INTERNAL;
 	*len = strlen(*out);

@@ -200,6 +200,26 @@ req_json_ctype(const char *ct)
 }
 
 /*
+ * A merge patch's Content-Type (RFC 7396 section 4): application/json or
+ * application/merge-patch+json, as req_json_ctype judges them.  Any other
+ * +json type means another format (a JSON Patch is a list of operations,
+ * which a merge would store as the value).
+ */
+int
+req_patch_ctype(const char *ct)
+{
+	const char *sub;
+	size_t n;
+
+	if (!req_json_ctype(ct))
+		return 0;
+	sub = ows(ct) + 12;
+	n = token_len(sub);
+	return (n == 4 && strncasecmp(sub, "json", 4) == 0) ||
+	    (n == 16 && strncasecmp(sub, "merge-patch+json", 16) == 0);
+}
+
+/*
  * An If-Match / If-None-Match list: "*", or entity tags separated by
  * commas.  Tags of ours are stored in v (at most max), weak ones too
  * (W/ dropped: callers that need strong comparison pass weak = NULL and

@@ -97,7 +97,8 @@ resp_write(FCGX_Stream *out, struct req *r, enum err e)
 	cJSON_Delete(body);
 	if (text == NULL)
 		goto oom;
-	if (status >= 500)
+	/* A full quota is the client's state, not a fault. */
+	if (status >= 500 && e != ERR_QUOTA_EXCEEDED)
 		log_err("answered %d %s", status, ei->code);
 	else
 		log_debug(

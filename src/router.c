@@ -86,7 +86,7 @@ static const struct field put_fields[] = {
 /* The body is the merge patch itself: any JSON but null. */
 static const struct field patch_fields[] = {
     {F_KEY,       "key",       IN_PATH, FT_STRING,     FN_REQUIRED, valid_key,       ERR_INVALID_KEY, NULL},
-    {F_PATCH,     "patch",     IN_WHOLE, FT_VALUE,     FN_REQUIRED, NULL,            ERR_INVALID_VALUE, NULL},
+    {F_PATCH,     "patch",     IN_WHOLE, FT_JSON,      FN_REQUIRED, NULL,            ERR_INVALID_VALUE, NULL},
 };
 static const struct field changes_fields[] = {
     {F_SINCE,     "since",     IN_QUERY, FT_INT,       FN_OPTIONAL, NULL,            ERR_INVALID_QUERY, NULL},
@@ -336,7 +336,8 @@ parse(const struct route *rt, struct req *r, enum err body)
 	enum err e;
 
 	if (rt->body != B_NONE) {
-		if (!req_json_ctype(r->ctype))
+		if (!(rt->body == B_VALUE ? req_patch_ctype(r->ctype)
+					  : req_json_ctype(r->ctype)))
 			return ERR_UNSUPPORTED_MEDIA_TYPE;
 		if (body != ERR_OK)
 			return body;

@@ -221,6 +221,15 @@ main(void)
 	ok(!req_json_ctype("text/plain"), "ctype: text/plain refused");
 	ok(!req_json_ctype("application/jsonx"), "ctype: jsonx refused");
 	ok(!req_json_ctype(NULL), "ctype: missing refused");
+	ok(req_patch_ctype("application/merge-patch+json; charset=utf-8") &&
+		req_patch_ctype("Application/Merge-Patch+JSON") &&
+		req_patch_ctype("application/json"),
+	    "ctype: a merge patch's");
+	ok(!req_patch_ctype("application/json-patch+json") &&
+		!req_patch_ctype("application/vnd.x+json") &&
+		!req_patch_ctype("application/merge-patch+jsonx") &&
+		!req_patch_ctype(NULL),
+	    "ctype: other +json types are not a merge patch");
 	ok(!req_json_ctype("application/x/+json"), "ctype: odd subtype");
 	ok(!req_json_ctype("application/json; charset =latin1") &&
 		!req_json_ctype("application/a\tb+json") &&

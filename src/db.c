@@ -909,7 +909,7 @@ db_token_user(const unsigned char *tok, uint64_t *user)
  * (a 0.1.0 worker's) alone.  DBR_NOAUTH if the token is not valid.
  */
 enum dbr
-db_token_end(const unsigned char *tok)
+db_token_end(const unsigned char *tok, uint64_t *user)
 {
 	MYSQL_BIND p[1];
 	struct account a;
@@ -920,6 +920,7 @@ db_token_end(const unsigned char *tok)
 	explicit_bzero(a.hash, sizeof a.hash);
 	if (r != DBR_OK)
 		return r;
+	*user = a.user;
 	if (a.has_session)
 		bind_blob(&p[0], a.session, SESSION_RAW);
 	else
@@ -1510,3 +1511,4 @@ db_sessions_end_others(const struct account *a, unsigned long long *n)
 	bind_blob(&p[1], session_of(a), SESSION_RAW);
 	return run(ST_SESSIONS_DELETE_OTHERS, p, NULL, 0, n);
 }
+

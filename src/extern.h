@@ -232,6 +232,9 @@ struct req {
 	char allow[ALLOW_MAX];
 	const char *www_auth;
 	long long retry_after; /* seconds, for ACCOUNT_LOCKED */
+	/* The token's user once a statement has read it, else 0: sent to
+	 * nginx as X-Kvapi-User for its access log (nginx strips it). */
+	uint64_t user;
 
 	/* Last, and not zeroed: field.c writes each before reading it. */
 	char texts[FIELD_TEXTS][FIELD_TEXT_MAX + 1]; /* decoded field text */
@@ -352,7 +355,7 @@ enum dbr db_user_insert(const char *, const char *, const char *, const char *,
     const char *, int, const char *, uint64_t *);
 enum dbr db_user_lookup(const char *, uint64_t *, char *, size_t, int *);
 enum dbr db_token_user(const unsigned char *, uint64_t *);
-enum dbr db_token_end(const unsigned char *);
+enum dbr db_token_end(const unsigned char *, uint64_t *);
 enum dbr db_token_purge(unsigned long long *);
 
 /*

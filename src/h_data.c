@@ -30,11 +30,11 @@ static struct outcome
 why_unchanged(struct req *r, int conditional)
 {
 	const struct field_value *k = &r->field[F_KEY];
-	uint64_t user, version;
+	uint64_t version;
 	struct outcome o;
 
-	o = outcome_db(db_data_get(r->token_hash, k->s, k->len, &user, &version,
-			   NULL, NULL),
+	o = outcome_db(db_data_get(r->token_hash, k->s, k->len, &r->user,
+			   &version, NULL, NULL),
 	    ERR_KEY_NOT_FOUND);
 	if (o.err == ERR_OK)
 		o.err =
@@ -93,15 +93,15 @@ struct outcome
 h_data_get(struct req *r)
 {
 	const struct field_value *k = &r->field[F_KEY];
-	uint64_t user, version, tags[MAX_ETAGS];
+	uint64_t version, tags[MAX_ETAGS];
 	char *v;
 	size_t vlen;
 	struct outcome o;
 	cJSON *data, *raw;
 	int n, weak = 0;
 
-	o = outcome_db(db_data_get(r->token_hash, k->s, k->len, &user, &version,
-			   &v, &vlen),
+	o = outcome_db(db_data_get(r->token_hash, k->s, k->len, &r->user,
+			   &version, &v, &vlen),
 	    ERR_KEY_NOT_FOUND);
 	if (o.err != ERR_OK)
 		return o;
@@ -240,13 +240,12 @@ h_data_list(struct req *r)
 {
 	const struct field_value *f = r->field;
 	char like[2 * KEY_MAX + 2], next[2 * KEY_MAX];
-	uint64_t user;
 	struct page pg;
 	struct outcome o;
 
 	memset(&pg, 0, sizeof pg);
 	pg.limit = f[F_LIMIT].state == FV_SET ? f[F_LIMIT].n : LIST_DEFAULT;
-	o = outcome_db(db_token_user(r->token_hash, &user), ERR_INVALID_TOKEN);
+	o = outcome_db(db_token_user(r->token_hash, &r->user), ERR_INVALID_TOKEN);
 	if (o.err != ERR_OK)
 		return o;
 	if ((pg.items = cJSON_CreateArray()) == NULL) {
@@ -254,7 +253,7 @@ h_data_list(struct req *r)
 		return o;
 	}
 	o.err =
-	    err_of_db(db_data_list(user, f[F_CURSOR].s, f[F_CURSOR].len, like,
+	    err_of_db(db_data_list(r->user, f[F_CURSOR].s, f[F_CURSOR].len, like,
 			  like_prefix(f[F_PREFIX].s, f[F_PREFIX].len, like),
 			  pg.limit + 1, page_row, &pg),
 		ERR_INTERNAL);

@@ -53,6 +53,20 @@ session_item(void *arg, const struct session_row *s)
 	return 0;
 }
 
+/* The account of the request's token, without its password hash; the
+ * user is the access log's (r->user). */
+static struct outcome
+account(struct req *r, struct account *a)
+{
+	struct outcome o;
+
+	o = outcome_db(db_account(r->token_hash, a), ERR_INVALID_TOKEN);
+	explicit_bzero(a->hash, sizeof a->hash);
+	if (o.err == ERR_OK)
+		r->user = a->user;
+	return o;
+}
+
 struct outcome
 h_sessions_list(struct req *r)
 {
@@ -60,9 +74,7 @@ h_sessions_list(struct req *r)
 	struct list l = {NULL, &a, 0};
 	struct outcome o;
 
-	o = outcome_db(db_account(r->token_hash, &a), ERR_INVALID_TOKEN);
-	explicit_bzero(a.hash, sizeof a.hash);
-	if (o.err != ERR_OK)
+	if ((o = account(r, &a)).err != ERR_OK)
 		return o;
 	if ((r->data = cJSON_CreateObject()) == NULL ||
 	    (l.items = cJSON_AddArrayToObject(r->data, "items")) == NULL) {
@@ -87,9 +99,7 @@ h_session_end(struct req *r)
 	struct outcome o;
 	size_t n;
 
-	o = outcome_db(db_account(r->token_hash, &a), ERR_INVALID_TOKEN);
-	explicit_bzero(a.hash, sizeof a.hash);
-	if (o.err != ERR_OK)
+	if ((o = account(r, &a)).err != ERR_OK)
 		return o;
 	if (b64url_decode(f->s, f->len, sid, sizeof sid, &n) == -1 ||
 	    n != SESSION_RAW) {
@@ -112,9 +122,7 @@ h_sessions_end_others(struct req *r)
 	struct account a;
 	struct outcome o;
 
-	o = outcome_db(db_account(r->token_hash, &a), ERR_INVALID_TOKEN);
-	explicit_bzero(a.hash, sizeof a.hash);
-	if (o.err != ERR_OK)
+	if ((o = account(r, &a)).err != ERR_OK)
 		return o;
 	if ((o.err = err_of_db(db_sessions_end_others(&a, &n), ERR_INTERNAL)) !=
 	    ERR_OK)

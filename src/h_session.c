@@ -25,28 +25,42 @@ time_or_null(cJSON *o, const char *name, const char *t, int null)
 		     : cJSON_AddStringToObject(o, name, t)) != NULL;
 }
 
-static int
-session_item(void *arg, const struct session_row *s)
+/*
+ * Add session s to the array items as the API shows it, with "current"
+ * (whether it is a's own session) unless a is NULL (kvapi-admin's view).
+ * 0, or -1 when out of memory.
+ */
+int
+session_add(cJSON *items, const struct session_row *s, const struct account *a)
 {
-	struct list *l = arg;
 	char id[SESSION_LEN + 1];
 	cJSON *it;
 
-	if ((it = cJSON_CreateObject()) == NULL) {
-		l->oom = 1;
-		return 1;
-	}
-	cJSON_AddItemToArray(l->items, it);
+	if ((it = cJSON_CreateObject()) == NULL)
+		return -1;
+	cJSON_AddItemToArray(items, it);
 	b64url_encode(s->id, SESSION_RAW, id, sizeof id);
 	if (cJSON_AddStringToObject(it, "session_id", id) == NULL ||
 	    !time_or_null(it, "created_at", s->created, 0) ||
 	    !time_or_null(
 		it, "refreshed_at", s->refreshed, s->refreshed_null) ||
 	    !time_or_null(it, "expires_at", s->expires, 0) ||
-	    !time_or_null(it, "user_agent", s->agent, s->agent_null) ||
+	    !time_or_null(it, "user_agent", s->agent, s->agent_null))
+		return -1;
+	if (a != NULL &&
 	    cJSON_AddBoolToObject(it, "current",
-		l->a->has_session &&
-		    memcmp(l->a->session, s->id, SESSION_RAW) == 0) == NULL) {
+		a->has_session &&
+		    memcmp(a->session, s->id, SESSION_RAW) == 0) == NULL)
+		return -1;
+	return 0;
+}
+
+static int
+session_item(void *arg, const struct session_row *s)
+{
+	struct list *l = arg;
+
+	if (session_add(l->items, s, l->a) == -1) {
 		l->oom = 1;
 		return 1;
 	}

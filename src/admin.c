@@ -80,8 +80,8 @@ static int
 list_row(void *arg, const struct admin_user *u)
 {
 	(void)arg;
-	printf("%llu\t%s\t%s\t%s\t%s\n", (unsigned long long)u->id,
-	    u->username, u->email, u->created,
+	printf("%llu\t%s\t%s\t%s\t%s\n", (unsigned long long)u->p.id,
+	    u->p.username, u->p.email, u->p.created,
 	    u->disabled_null ? "-" : u->disabled);
 	return 0;
 }
@@ -161,26 +161,26 @@ cmd_show(const char *name)
 		return ex;
 	if ((doc = cJSON_CreateObject()) == NULL)
 		return print_json(NULL);
-	snprintf(id, sizeof id, "%llu", (unsigned long long)u.id);
+	snprintf(id, sizeof id, "%llu", (unsigned long long)u.p.id);
 	cJSON_AddStringToObject(doc, "user_id", id);
-	cJSON_AddStringToObject(doc, "username", u.username);
-	cJSON_AddStringToObject(doc, "email", u.email);
-	cJSON_AddStringToObject(doc, "full_name", u.full_name);
-	if (u.age > 0)
-		cJSON_AddNumberToObject(doc, "age", (double)u.age);
+	cJSON_AddStringToObject(doc, "username", u.p.username);
+	cJSON_AddStringToObject(doc, "email", u.p.email);
+	cJSON_AddStringToObject(doc, "full_name", u.p.full_name);
+	if (u.p.age > 0)
+		cJSON_AddNumberToObject(doc, "age", (double)u.p.age);
 	else
 		cJSON_AddNullToObject(doc, "age");
-	text_or_null(doc, "gender", u.gender, u.gender_null);
-	cJSON_AddStringToObject(doc, "created_at", u.created);
+	text_or_null(doc, "gender", u.p.gender, !u.p.has_gender);
+	cJSON_AddStringToObject(doc, "created_at", u.p.created);
 	text_or_null(doc, "disabled_at", u.disabled, u.disabled_null);
 	if ((usage = cJSON_AddObjectToObject(doc, "usage")) == NULL ||
 	    (sh.items = cJSON_AddArrayToObject(doc, "sessions")) == NULL) {
 		cJSON_Delete(doc);
 		return print_json(NULL);
 	}
-	cJSON_AddNumberToObject(usage, "keys", (double)u.keys);
-	cJSON_AddNumberToObject(usage, "bytes", (double)u.bytes);
-	if ((r = db_sessions(u.id, session_row, &sh)) != DBR_OK) {
+	cJSON_AddNumberToObject(usage, "keys", (double)u.p.keys);
+	cJSON_AddNumberToObject(usage, "bytes", (double)u.p.bytes);
+	if ((r = db_sessions(u.p.id, session_row, &sh)) != DBR_OK) {
 		cJSON_Delete(doc);
 		return db_fail(r, "user show");
 	}
@@ -200,8 +200,8 @@ static int
 cmd_account(const char *name, int how)
 {
 	/* By how + 1. */
-	static const char *const done[] = {"enabled", "ended the sessions of",
-	    "disabled"};
+	static const char *const done[] = {
+	    "enabled", "ended the sessions of", "disabled"};
 	struct admin_user u;
 	unsigned long long changed, sessions;
 	enum dbr r;
@@ -209,14 +209,15 @@ cmd_account(const char *name, int how)
 
 	if (!find_user(name, &u, &ex))
 		return ex;
-	if ((r = db_admin_account(u.id, how, &changed, &sessions)) != DBR_OK)
+	if ((r = db_admin_account(u.p.id, how, &changed, &sessions)) != DBR_OK)
 		return db_fail(r, "user change");
 	if (how != 0 && changed == 0)
-		printf("%s (user %llu) was already %s\n", u.username,
-		    (unsigned long long)u.id, how > 0 ? "disabled" : "enabled");
+		printf("%s (user %llu) was already %s\n", u.p.username,
+		    (unsigned long long)u.p.id,
+		    how > 0 ? "disabled" : "enabled");
 	else
-		printf("%s %s (user %llu)\n", done[how + 1], u.username,
-		    (unsigned long long)u.id);
+		printf("%s %s (user %llu)\n", done[how + 1], u.p.username,
+		    (unsigned long long)u.p.id);
 	if (how >= 0)
 		printf("ended %llu session%s\n", sessions,
 		    sessions == 1 ? "" : "s");
@@ -232,14 +233,15 @@ cmd_delete(const char *name)
 
 	if (!find_user(name, &u, &ex))
 		return ex;
-	if ((r = db_user_delete(u.id)) == DBR_NONE) {
+	if ((r = db_user_delete(u.p.id)) == DBR_NONE) {
 		fprintf(stderr, "kvapi-admin: no user '%s'\n", name);
 		return EX_REFUSED;
 	}
 	if (r != DBR_OK)
 		return db_fail(r, "user delete");
 	printf("deleted %s (user %llu), its sessions and %llu keys\n",
-	    u.username, (unsigned long long)u.id, (unsigned long long)u.keys);
+	    u.p.username, (unsigned long long)u.p.id,
+	    (unsigned long long)u.p.keys);
 	return EX_DONE;
 }
 

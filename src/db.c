@@ -265,19 +265,15 @@ static const struct {
 	    "disabled_at") " FROM users WHERE username > ? AND "
 			   "LEFT(username, ?) = ? ORDER BY username LIMIT 1000",
 	0},
+    /* The profile's columns (profile_cols), then disabled_at. */
     [ST_ADMIN_USER] = {"admin_user",
-	"SELECT u.id, u.username, u.email, u.full_name, u.age, u.gender, " RFC3339(
-	    "u.created_at") ", " RFC3339("u.disabled_at") ", (SELECT COUNT(*) "
-							  "FROM data d WHERE "
-							  "d.user_id = u.id), "
-							  "(SELECT "
-							  "COALESCE(SUM("
-							  "LENGTH(d.k) + "
-							  "LENGTH(d.v)), 0) "
-							  "FROM data d WHERE "
-							  "d.user_id = u.id) "
-							  "FROM users u WHERE "
-							  "u.username = ?",
+	"SELECT u.id, u.username, u.email, u.full_name, u.age, u.gender, "
+	"DATE_FORMAT(u.created_at, '%Y-%m-%dT%H:%i:%sZ'), "
+	"(SELECT COUNT(*) FROM data d WHERE d.user_id = u.id), "
+	"(SELECT COALESCE(SUM(LENGTH(d.k) + LENGTH(d.v)), 0) FROM data d "
+	"WHERE d.user_id = u.id), "
+	"DATE_FORMAT(u.disabled_at, '%Y-%m-%dT%H:%i:%sZ') "
+	"FROM users u WHERE u.username = ?",
 	0},
     [ST_ADMIN_DISABLE] = {"admin_disable",
 	"UPDATE users SET disabled_at = UTC_TIMESTAMP(6) WHERE id = ? "
@@ -1363,12 +1359,16 @@ db_account(const unsigned char *tok, struct account *a)
 	return DBR_OK;
 }
 
-/* The profile of a valid token's user; DBR_NOAUTH if it is not valid. */
-enum dbr
-db_profile(const unsigned char *tok, struct profile *u)
+/*
+ * The columns of a profile, in the order ST_PROFILE and ST_ADMIN_USER
+ * read them, into c[PROFILE_COLS]; profile_read completes u after a
+ * fetch.
+ */
+#define PROFILE_COLS 9
+static void
+profile_cols(struct col *c, struct profile *u)
 {
-	MYSQL_BIND p[1];
-	struct col c[9] = {
+	const struct col cols[PROFILE_COLS] = {
 	    {C_U64, &u->id, 0, NULL, NULL, 0, 0},
 	    {C_BUF, u->username, sizeof u->username, NULL, NULL, 0, 0},
 	    {C_BUF, u->email, sizeof u->email, NULL, NULL, 0, 0},
@@ -1379,17 +1379,34 @@ db_profile(const unsigned char *tok, struct profile *u)
 	    {C_U64, &u->keys, 0, NULL, NULL, 0, 0},
 	    {C_U64, &u->bytes, 0, NULL, NULL, 0, 0},
 	};
-	unsigned long long rows;
-	enum dbr r;
 
-	bind_blob(&p[0], tok, HASH_LEN);
-	if ((r = run(ST_PROFILE, p, c, 9, &rows)) != DBR_OK)
-		return r;
-	if (rows == 0)
-		return DBR_NOAUTH;
+	memcpy(c, cols, sizeof cols);
+}
+
+static void
+profile_read(const struct col *c, struct profile *u)
+{
 	if (c[4].null)
 		u->age = 0;
 	u->has_gender = !c[5].null;
+}
+
+/* The profile of a valid token's user; DBR_NOAUTH if it is not valid. */
+enum dbr
+db_profile(const unsigned char *tok, struct profile *u)
+{
+	MYSQL_BIND p[1];
+	struct col c[PROFILE_COLS];
+	unsigned long long rows;
+	enum dbr r;
+
+	profile_cols(c, u);
+	bind_blob(&p[0], tok, HASH_LEN);
+	if ((r = run(ST_PROFILE, p, c, PROFILE_COLS, &rows)) != DBR_OK)
+		return r;
+	if (rows == 0)
+		return DBR_NOAUTH;
+	profile_read(c, u);
 	return DBR_OK;
 }
 
@@ -1582,10 +1599,10 @@ db_admin_users(const char *after, const char *prefix, size_t plen,
 	struct admin_user u;
 	long long len = (long long)plen;
 	struct col c[5] = {
-	    {C_U64, &u.id, 0, NULL, NULL, 0, 0},
-	    {C_BUF, u.username, sizeof u.username, NULL, NULL, 0, 0},
-	    {C_BUF, u.email, sizeof u.email, NULL, NULL, 0, 0},
-	    {C_BUF, u.created, sizeof u.created, NULL, NULL, 0, 0},
+	    {C_U64, &u.p.id, 0, NULL, NULL, 0, 0},
+	    {C_BUF, u.p.username, sizeof u.p.username, NULL, NULL, 0, 0},
+	    {C_BUF, u.p.email, sizeof u.p.email, NULL, NULL, 0, 0},
+	    {C_BUF, u.p.created, sizeof u.p.created, NULL, NULL, 0, 0},
 	    {C_OPT, u.disabled, sizeof u.disabled, NULL, NULL, 0, 0},
 	};
 	MYSQL_STMT *s;
@@ -1605,7 +1622,7 @@ db_admin_users(const char *after, const char *prefix, size_t plen,
 		if (stop)
 			continue;
 		u.disabled_null = c[4].null != 0;
-		snprintf(last, cap, "%s", u.username);
+		snprintf(last, cap, "%s", u.p.username);
 		(*n)++;
 		stop = fn(arg, &u);
 	}
@@ -1620,30 +1637,20 @@ enum dbr
 db_admin_user(const char *name, struct admin_user *u)
 {
 	MYSQL_BIND p[1];
-	struct col c[10] = {
-	    {C_U64, &u->id, 0, NULL, NULL, 0, 0},
-	    {C_BUF, u->username, sizeof u->username, NULL, NULL, 0, 0},
-	    {C_BUF, u->email, sizeof u->email, NULL, NULL, 0, 0},
-	    {C_BUF, u->full_name, sizeof u->full_name, NULL, NULL, 0, 0},
-	    {C_U64, &u->age, 0, NULL, NULL, 0, 0},
-	    {C_OPT, u->gender, sizeof u->gender, NULL, NULL, 0, 0},
-	    {C_BUF, u->created, sizeof u->created, NULL, NULL, 0, 0},
-	    {C_OPT, u->disabled, sizeof u->disabled, NULL, NULL, 0, 0},
-	    {C_U64, &u->keys, 0, NULL, NULL, 0, 0},
-	    {C_U64, &u->bytes, 0, NULL, NULL, 0, 0},
-	};
+	struct col c[PROFILE_COLS + 1];
 	unsigned long long rows;
 	enum dbr r;
 
+	profile_cols(c, &u->p);
+	c[PROFILE_COLS] = (struct col){
+	    C_OPT, u->disabled, sizeof u->disabled, NULL, NULL, 0, 0};
 	bind_str(&p[0], name, strlen(name));
-	if ((r = run(ST_ADMIN_USER, p, c, 10, &rows)) != DBR_OK)
+	if ((r = run(ST_ADMIN_USER, p, c, PROFILE_COLS + 1, &rows)) != DBR_OK)
 		return r;
 	if (rows == 0)
 		return DBR_NONE;
-	if (c[4].null)
-		u->age = 0;
-	u->gender_null = c[5].null != 0;
-	u->disabled_null = c[7].null != 0;
+	profile_read(c, &u->p);
+	u->disabled_null = c[PROFILE_COLS].null != 0;
 	return DBR_OK;
 }
 

@@ -420,17 +420,12 @@ enum dbr
 db_sessions(uint64_t, int (*)(void *, const struct session_row *), void *);
 enum dbr db_session_end(uint64_t, const unsigned char *);
 enum dbr db_sessions_end_others(const struct account *, unsigned long long *);
-/* kvapi-admin's view of a user (db_admin_users fills the first fields). */
+/* kvapi-admin's view of a user: the profile (db_admin_users fills its
+ * id, username, email and created only) and when it was disabled. */
 struct admin_user {
-	uint64_t id;
-	char username[65];
-	char email[EMAIL_MAX + 1];
-	char full_name[4 * 128 + 1];
-	uint64_t age; /* 0: none */
-	int gender_null, disabled_null;
-	char gender[4 * 32 + 1];
-	char created[TIME_LEN + 1], disabled[TIME_LEN + 1];
-	uint64_t keys, bytes;
+	struct profile p;
+	int disabled_null;
+	char disabled[TIME_LEN + 1];
 };
 struct admin_stats {
 	uint64_t users, disabled, keys, sessions, tokens;
@@ -439,8 +434,8 @@ enum dbr db_admin_users(const char *, const char *, size_t,
     int (*)(void *, const struct admin_user *), void *, char *, size_t,
     unsigned long long *);
 enum dbr db_admin_user(const char *, struct admin_user *);
-enum dbr db_admin_account(
-    uint64_t, int, unsigned long long *, unsigned long long *);
+enum dbr
+db_admin_account(uint64_t, int, unsigned long long *, unsigned long long *);
 enum dbr db_admin_stats(struct admin_stats *);
 enum dbr db_data_insert(const unsigned char *, const char *, size_t,
     const char *, size_t, uint64_t);
@@ -465,8 +460,8 @@ struct outcome h_me_delete(struct req *);
 struct outcome h_sessions_list(struct req *);
 struct outcome h_sessions_end_others(struct req *);
 struct outcome h_session_end(struct req *);
-int session_add(struct cJSON *, const struct session_row *,
-    const struct account *);
+int
+session_add(struct cJSON *, const struct session_row *, const struct account *);
 struct outcome h_data_post(struct req *);
 struct outcome h_data_get(struct req *);
 struct outcome h_data_put(struct req *);

@@ -245,18 +245,19 @@ h_data_list(struct req *r)
 
 	memset(&pg, 0, sizeof pg);
 	pg.limit = f[F_LIMIT].state == FV_SET ? f[F_LIMIT].n : LIST_DEFAULT;
-	o = outcome_db(db_token_user(r->token_hash, &r->user), ERR_INVALID_TOKEN);
+	o = outcome_db(
+	    db_token_user(r->token_hash, &r->user), ERR_INVALID_TOKEN);
 	if (o.err != ERR_OK)
 		return o;
 	if ((pg.items = cJSON_CreateArray()) == NULL) {
 		o.err = ERR_INTERNAL;
 		return o;
 	}
-	o.err =
-	    err_of_db(db_data_list(r->user, f[F_CURSOR].s, f[F_CURSOR].len, like,
-			  like_prefix(f[F_PREFIX].s, f[F_PREFIX].len, like),
-			  pg.limit + 1, page_row, &pg),
-		ERR_INTERNAL);
+	o.err = err_of_db(
+	    db_data_list(r->user, f[F_CURSOR].s, f[F_CURSOR].len, like,
+		like_prefix(f[F_PREFIX].s, f[F_PREFIX].len, like), pg.limit + 1,
+		page_row, &pg),
+	    ERR_INTERNAL);
 	if (o.err == ERR_OK && pg.oom)
 		o.err = ERR_INTERNAL;
 	if (o.err == ERR_OK && (r->data = cJSON_CreateObject()) == NULL)

@@ -154,8 +154,8 @@ h_me_patch(struct req *r)
 	 * profile's statement after it checks the token. */
 	if ((d = db_profile_update(r->token_hash, &c)) != DBR_OK) {
 		/* A taken email answers only for a valid token. */
-		o = outcome_db(db_token_user(r->token_hash, &r->user),
-		    ERR_INVALID_TOKEN);
+		o = outcome_db(
+		    db_token_user(r->token_hash, &r->user), ERR_INVALID_TOKEN);
 		if (o.err == ERR_OK)
 			o.err = err_of_db(d, ERR_INTERNAL);
 		return o;

@@ -76,8 +76,8 @@ static void
 user_header(FCGX_Stream *out, const struct req *r)
 {
 	if (r->user != 0)
-		resp_header(out, "X-Kvapi-User: %llu\r\n",
-		    (unsigned long long)r->user);
+		resp_header(
+		    out, "X-Kvapi-User: %llu\r\n", (unsigned long long)r->user);
 }
 
 /* Write the response r describes, or the error e. */

@@ -260,7 +260,7 @@ check_reparse(
 	memcpy(w + sizeof pre - 1, out, len);
 	w[wlen - 1] = '}';
 	w[wlen] = '\0';
-	e = json_parse_body(w, wlen, &j);
+	e = json_parse_body(w, wlen, 0, &j);
 	if (e != ERR_OK)
 		fprintf(stderr, "printed value does not re-parse: %s\n", out);
 	CHECK(e == ERR_OK && j != NULL);
@@ -298,6 +298,39 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+/*
+ * The bytes as a merge patch (any JSON): merged into a value that holds
+ * a bit of everything, the result is a value as any other or refused as
+ * one; never a crash or a leak.
+ */
+static void
+merge_patch(const char *body, size_t len)
+{
+	cJSON *p = (cJSON *)&p, *t, *m;
+	char *out = NULL;
+	size_t olen = 0;
+	enum err e = json_parse_body(body, len, 1, &p);
+
+	if (e != ERR_OK) {
+		CHECK(e == ERR_INVALID_JSON && p == NULL);
+		return;
+	}
+	if (json_value_check(p) != ERR_OK) {
+		cJSON_Delete(p);
+		return;
+	}
+	t = cJSON_Parse("{\"a\":{\"b\":[1,2.5,\"c\"],\"d\":null},\"e\":true}");
+	CHECK(t != NULL);
+	m = json_merge_patch(t, p);
+	CHECK(m != NULL);
+	e = json_value_print(m, &out, &olen);
+	CHECK(e == ERR_OK || e == ERR_INVALID_VALUE);
+	CHECK(e != ERR_OK || (out != NULL && olen == strlen(out)));
+	cJSON_free(out);
+	cJSON_Delete(m);
+	cJSON_Delete(p);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
@@ -310,7 +343,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	enum err e, e2;
 	int type;
 
-	e = json_parse_body(body, len, &j);
+	merge_patch(body, len);
+	e = json_parse_body(body, len, 0, &j);
 	if (e != ERR_OK) {
 		CHECK(e == ERR_INVALID_JSON);
 		CHECK(j == NULL);

@@ -66,6 +66,14 @@ enum stmt {
 	ST_FEED,
 	ST_CHANGES_LIST,
 	ST_CHANGES_PURGE,
+	/* kvapi-admin's (the block at the end of this file). */
+	ST_ADMIN_USERS,
+	ST_ADMIN_USER,
+	ST_ADMIN_DISABLE,
+	ST_ADMIN_ENABLE,
+	ST_ADMIN_SESSIONS_END,
+	ST_ADMIN_TOKENS_END,
+	ST_ADMIN_STATS,
 	ST__MAX
 };
 
@@ -327,6 +335,43 @@ static const struct {
 	"DELETE FROM changes WHERE changed_at < UTC_TIMESTAMP(6) - "
 	"INTERVAL ? SECOND LIMIT 1000",
 	1},
+    /* kvapi-admin: users after a name, with a prefix, in name order
+     * (the column's collation: case does not count). */
+    [ST_ADMIN_USERS] = {"admin_users",
+	"SELECT id, username, email, " RFC3339("created_at") ", " RFC3339(
+	    "disabled_at") " FROM users WHERE username > ? AND "
+			   "LEFT(username, ?) = ? ORDER BY username LIMIT 1000",
+	0},
+    /* The profile's columns (profile_cols), then disabled_at. */
+    [ST_ADMIN_USER] = {"admin_user",
+	"SELECT u.id, u.username, u.email, u.full_name, u.age, u.gender, "
+	"DATE_FORMAT(u.created_at, '%Y-%m-%dT%H:%i:%sZ'), "
+	"(SELECT COUNT(*) FROM data d WHERE d.user_id = u.id), "
+	"(SELECT COALESCE(SUM(LENGTH(d.k) + LENGTH(d.v)), 0) FROM data d "
+	"WHERE d.user_id = u.id), "
+	"DATE_FORMAT(u.disabled_at, '%Y-%m-%dT%H:%i:%sZ') "
+	"FROM users u WHERE u.username = ?",
+	0},
+    [ST_ADMIN_DISABLE] = {"admin_disable",
+	"UPDATE users SET disabled_at = UTC_TIMESTAMP(6) WHERE id = ? "
+	"AND disabled_at IS NULL",
+	1},
+    [ST_ADMIN_ENABLE] = {"admin_enable",
+	"UPDATE users SET disabled_at = NULL WHERE id = ? "
+	"AND disabled_at IS NOT NULL",
+	1},
+    /* Every session of a user, and with them (foreign keys) their tokens;
+     * then the tokens of no session (a 0.1.0 worker's). */
+    [ST_ADMIN_SESSIONS_END] = {"admin_sessions_end",
+	"DELETE FROM sessions WHERE user_id = ?", 1},
+    [ST_ADMIN_TOKENS_END] = {"admin_tokens_end",
+	"DELETE FROM tokens WHERE user_id = ?", 1},
+    [ST_ADMIN_STATS] = {"admin_stats",
+	"SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM users "
+	"WHERE disabled_at IS NOT NULL), (SELECT COUNT(*) FROM data), "
+	"(SELECT COUNT(*) FROM sessions WHERE expires_at > UTC_TIMESTAMP(6)), "
+	"(SELECT COUNT(*) FROM tokens WHERE expires_at > UTC_TIMESTAMP(6))",
+	0},
 };
 
 /*
@@ -628,7 +673,7 @@ struct col { // NOLINT(clang-analyzer-optin.performance.Padding)
 	my_bool null;
 };
 
-#define MAXCOL 9
+#define MAXCOL 10
 
 /*
  * Which unique key a duplicate-entry error on statement st names:
@@ -1036,7 +1081,7 @@ db_token_user(const unsigned char *tok, uint64_t *user)
  * (a 0.1.0 worker's) alone.  DBR_NOAUTH if the token is not valid.
  */
 enum dbr
-db_token_end(const unsigned char *tok)
+db_token_end(const unsigned char *tok, uint64_t *user)
 {
 	MYSQL_BIND p[1];
 	struct account a;
@@ -1047,6 +1092,7 @@ db_token_end(const unsigned char *tok)
 	explicit_bzero(a.hash, sizeof a.hash);
 	if (r != DBR_OK)
 		return r;
+	*user = a.user;
 	if (a.has_session)
 		bind_blob(&p[0], a.session, SESSION_RAW);
 	else
@@ -1143,6 +1189,7 @@ db_data_get(const unsigned char *tok, const char *k, size_t klen,
 	unsigned long long rows;
 	enum dbr r;
 
+	out->user = 0;
 	out->v = NULL;
 	out->vlen = 0;
 	out->expires_at[0] = '\0';
@@ -1537,12 +1584,16 @@ db_account(const unsigned char *tok, struct account *a)
 	return DBR_OK;
 }
 
-/* The profile of a valid token's user; DBR_NOAUTH if it is not valid. */
-enum dbr
-db_profile(const unsigned char *tok, struct profile *u)
+/*
+ * The columns of a profile, in the order ST_PROFILE and ST_ADMIN_USER
+ * read them, into c[PROFILE_COLS]; profile_read completes u after a
+ * fetch.
+ */
+#define PROFILE_COLS 9
+static void
+profile_cols(struct col *c, struct profile *u)
 {
-	MYSQL_BIND p[1];
-	struct col c[9] = {
+	const struct col cols[PROFILE_COLS] = {
 	    {C_U64, &u->id, 0, NULL, NULL, 0, 0},
 	    {C_BUF, u->username, sizeof u->username, NULL, NULL, 0, 0},
 	    {C_BUF, u->email, sizeof u->email, NULL, NULL, 0, 0},
@@ -1553,17 +1604,34 @@ db_profile(const unsigned char *tok, struct profile *u)
 	    {C_U64, &u->keys, 0, NULL, NULL, 0, 0},
 	    {C_U64, &u->bytes, 0, NULL, NULL, 0, 0},
 	};
-	unsigned long long rows;
-	enum dbr r;
 
-	bind_blob(&p[0], tok, HASH_LEN);
-	if ((r = run(ST_PROFILE, p, c, 9, &rows)) != DBR_OK)
-		return r;
-	if (rows == 0)
-		return DBR_NOAUTH;
+	memcpy(c, cols, sizeof cols);
+}
+
+static void
+profile_read(const struct col *c, struct profile *u)
+{
 	if (c[4].null)
 		u->age = 0;
 	u->has_gender = !c[5].null;
+}
+
+/* The profile of a valid token's user; DBR_NOAUTH if it is not valid. */
+enum dbr
+db_profile(const unsigned char *tok, struct profile *u)
+{
+	MYSQL_BIND p[1];
+	struct col c[PROFILE_COLS];
+	unsigned long long rows;
+	enum dbr r;
+
+	profile_cols(c, u);
+	bind_blob(&p[0], tok, HASH_LEN);
+	if ((r = run(ST_PROFILE, p, c, PROFILE_COLS, &rows)) != DBR_OK)
+		return r;
+	if (rows == 0)
+		return DBR_NOAUTH;
+	profile_read(c, u);
 	return DBR_OK;
 }
 
@@ -1801,4 +1869,141 @@ db_changes(uint64_t user, uint64_t since, long long limit,
 		return fail(ST_CHANGES_LIST, s);
 	mysql_stmt_free_result(s);
 	return DBR_OK;
+}
+
+/*
+ * kvapi-admin (src/admin.c): an operator's view of the accounts, by
+ * username.  Not on the request path: no token, and a user is found by
+ * its name.
+ */
+
+/*
+ * Up to 1000 users whose names start with prefix (plen bytes, any case)
+ * and sort after `after`, in name order: fn gets each (and returns
+ * non-zero to stop).  *last is the last name seen (for the next page),
+ * *n how many.
+ */
+enum dbr
+db_admin_users(const char *after, const char *prefix, size_t plen,
+    int (*fn)(void *, const struct admin_user *), void *arg, char *last,
+    size_t cap, unsigned long long *n)
+{
+	MYSQL_BIND p[3], res[MAXCOL];
+	struct admin_user u;
+	long long len = (long long)plen;
+	struct col c[5] = {
+	    {C_U64, &u.p.id, 0, NULL, NULL, 0, 0},
+	    {C_BUF, u.p.username, sizeof u.p.username, NULL, NULL, 0, 0},
+	    {C_BUF, u.p.email, sizeof u.p.email, NULL, NULL, 0, 0},
+	    {C_BUF, u.p.created, sizeof u.p.created, NULL, NULL, 0, 0},
+	    {C_OPT, u.disabled, sizeof u.disabled, NULL, NULL, 0, 0},
+	};
+	MYSQL_STMT *s;
+	enum dbr r;
+	int rc, stop = 0;
+
+	*n = 0;
+	bind_str(&p[0], after, strlen(after));
+	bind_ll(&p[1], &len);
+	bind_str(&p[2], prefix, plen);
+	if ((r = exec(ST_ADMIN_USERS, p)) != DBR_OK)
+		return r;
+	s = stmts[ST_ADMIN_USERS];
+	if (bind_cols(s, res, c, 5) != 0)
+		return fail(ST_ADMIN_USERS, s);
+	while ((rc = fetch(ST_ADMIN_USERS, s, res, c, 5)) == 1) {
+		if (stop)
+			continue;
+		u.disabled_null = c[4].null != 0;
+		snprintf(last, cap, "%s", u.p.username);
+		(*n)++;
+		stop = fn(arg, &u);
+	}
+	if (rc == -1)
+		return fail(ST_ADMIN_USERS, s);
+	mysql_stmt_free_result(s);
+	return DBR_OK;
+}
+
+/* User `name` (any case) with its usage; DBR_NONE if there is none. */
+enum dbr
+db_admin_user(const char *name, struct admin_user *u)
+{
+	MYSQL_BIND p[1];
+	struct col c[PROFILE_COLS + 1];
+	unsigned long long rows;
+	enum dbr r;
+
+	profile_cols(c, &u->p);
+	c[PROFILE_COLS] = (struct col){
+	    C_OPT, u->disabled, sizeof u->disabled, NULL, NULL, 0, 0};
+	bind_str(&p[0], name, strlen(name));
+	if ((r = run(ST_ADMIN_USER, p, c, PROFILE_COLS + 1, &rows)) != DBR_OK)
+		return r;
+	if (rows == 0)
+		return DBR_NONE;
+	profile_read(c, &u->p);
+	u->disabled_null = c[PROFILE_COLS].null != 0;
+	return DBR_OK;
+}
+
+struct admin_end {
+	uint64_t user;
+	int disable; /* 1 disable, -1 enable, 0 neither */
+	unsigned long long changed, sessions;
+};
+
+static enum dbr
+admin_end_tx(void *arg)
+{
+	struct admin_end *e = arg;
+	MYSQL_BIND p[1];
+	unsigned long long tokens;
+	enum dbr r;
+
+	bind_u64(&p[0], &e->user);
+	if (e->disable != 0 &&
+	    (r = run(e->disable > 0 ? ST_ADMIN_DISABLE : ST_ADMIN_ENABLE, p,
+		 NULL, 0, &e->changed)) != DBR_OK)
+		return r;
+	if (e->disable < 0)
+		return DBR_OK;
+	if ((r = run(ST_ADMIN_SESSIONS_END, p, NULL, 0, &e->sessions)) !=
+	    DBR_OK)
+		return r;
+	return run(ST_ADMIN_TOKENS_END, p, NULL, 0, &tokens);
+}
+
+/*
+ * Disable (how > 0) or enable (how < 0) user, or neither (0); disabling
+ * and neither end every session of the user and every token, in the same
+ * transaction.  *changed: whether disabled_at changed; *sessions: how
+ * many sessions ended.
+ */
+enum dbr
+db_admin_account(uint64_t user, int how, unsigned long long *changed,
+    unsigned long long *sessions)
+{
+	struct admin_end e = {user, how, 0, 0};
+	enum dbr r = tx("admin_account", admin_end_tx, &e);
+
+	*changed = e.changed;
+	*sessions = e.sessions;
+	return r;
+}
+
+/* Rows of users, disabled users, keys, live sessions, live tokens. */
+enum dbr
+db_admin_stats(struct admin_stats *st)
+{
+	struct col c[5] = {
+	    {C_U64, &st->users, 0, NULL, NULL, 0, 0},
+	    {C_U64, &st->disabled, 0, NULL, NULL, 0, 0},
+	    {C_U64, &st->keys, 0, NULL, NULL, 0, 0},
+	    {C_U64, &st->sessions, 0, NULL, NULL, 0, 0},
+	    {C_U64, &st->tokens, 0, NULL, NULL, 0, 0},
+	};
+	unsigned long long rows;
+
+	return run(ST_ADMIN_STATS, NULL, c, 5, &rows);
 }

@@ -246,6 +246,9 @@ struct req {
 	char allow[ALLOW_MAX];
 	const char *www_auth;
 	long long retry_after; /* seconds, for ACCOUNT_LOCKED */
+	/* The token's user once a statement has read it, else 0: sent to
+	 * nginx as X-Kvapi-User for its access log (nginx strips it). */
+	uint64_t user;
 
 	/* Last, and not zeroed: field.c writes each before reading it. */
 	char texts[FIELD_TEXTS][FIELD_TEXT_MAX + 1]; /* decoded field text */
@@ -371,7 +374,7 @@ enum dbr db_user_insert(const char *, const char *, const char *, const char *,
     const char *, int, const char *, uint64_t *);
 enum dbr db_user_lookup(const char *, uint64_t *, char *, size_t, int *);
 enum dbr db_token_user(const unsigned char *, uint64_t *);
-enum dbr db_token_end(const unsigned char *);
+enum dbr db_token_end(const unsigned char *, uint64_t *);
 enum dbr db_token_purge(unsigned long long *);
 
 /*
@@ -436,6 +439,23 @@ enum dbr
 db_sessions(uint64_t, int (*)(void *, const struct session_row *), void *);
 enum dbr db_session_end(uint64_t, const unsigned char *);
 enum dbr db_sessions_end_others(const struct account *, unsigned long long *);
+/* kvapi-admin's view of a user: the profile (db_admin_users fills its
+ * id, username, email and created only) and when it was disabled. */
+struct admin_user {
+	struct profile p;
+	int disabled_null;
+	char disabled[TIME_LEN + 1];
+};
+struct admin_stats {
+	uint64_t users, disabled, keys, sessions, tokens;
+};
+enum dbr db_admin_users(const char *, const char *, size_t,
+    int (*)(void *, const struct admin_user *), void *, char *, size_t,
+    unsigned long long *);
+enum dbr db_admin_user(const char *, struct admin_user *);
+enum dbr
+db_admin_account(uint64_t, int, unsigned long long *, unsigned long long *);
+enum dbr db_admin_stats(struct admin_stats *);
 /* A pair as a write gives it: key, the value's text, its new version and
  * its TTL in seconds (0: none). */
 struct pair {
@@ -487,6 +507,8 @@ struct outcome h_me_delete(struct req *);
 struct outcome h_sessions_list(struct req *);
 struct outcome h_sessions_end_others(struct req *);
 struct outcome h_session_end(struct req *);
+int
+session_add(struct cJSON *, const struct session_row *, const struct account *);
 struct outcome h_data_post(struct req *);
 struct outcome h_data_get(struct req *);
 struct outcome h_data_put(struct req *);

@@ -41,6 +41,7 @@ why_unchanged(struct req *r, int conditional)
 
 	o = outcome_db(db_data_get(r->token_hash, k->s, k->len, 0, &cur),
 	    ERR_KEY_NOT_FOUND);
+	r->user = cur.user;
 	if (o.err == ERR_OK)
 		o.err =
 		    conditional ? ERR_PRECONDITION_FAILED : ERR_KEY_NOT_FOUND;
@@ -122,7 +123,6 @@ h_data_post(struct req *r)
 	const struct field_value *k = &r->field[F_KEY];
 	const size_t plen = sizeof KEY_PREFIX - 1;
 	struct pair w = pair_of(r, auth_rand64());
-	uint64_t user;
 	enum dbr d;
 	struct outcome o;
 
@@ -132,7 +132,7 @@ h_data_post(struct req *r)
 	/* Nothing inserted: a live pair has the key, or the token is not
 	 * valid. */
 	if (d == DBR_NONE &&
-	    (d = db_token_user(r->token_hash, &user)) == DBR_OK)
+	    (d = db_token_user(r->token_hash, &r->user)) == DBR_OK)
 		d = DBR_NONE;
 	if ((o = outcome_db(d, ERR_KEY_EXISTS)).err != ERR_OK)
 		return o;
@@ -177,6 +177,7 @@ h_data_get(struct req *r)
 
 	o = outcome_db(db_data_get(r->token_hash, k->s, k->len, 1, &cur),
 	    ERR_KEY_NOT_FOUND);
+	r->user = cur.user;
 	if (o.err != ERR_OK)
 		return o;
 	req_etag(cur.version, r->etag);
@@ -369,24 +370,24 @@ h_data_list(struct req *r)
 {
 	const struct field_value *f = r->field;
 	char like[2 * KEY_MAX + 2], next[2 * KEY_MAX];
-	uint64_t user;
 	struct page pg;
 	struct outcome o;
 
 	memset(&pg, 0, sizeof pg);
 	pg.limit = f[F_LIMIT].state == FV_SET ? f[F_LIMIT].n : LIST_DEFAULT;
-	o = outcome_db(db_token_user(r->token_hash, &user), ERR_INVALID_TOKEN);
+	o = outcome_db(
+	    db_token_user(r->token_hash, &r->user), ERR_INVALID_TOKEN);
 	if (o.err != ERR_OK)
 		return o;
 	if ((pg.items = cJSON_CreateArray()) == NULL) {
 		o.err = ERR_INTERNAL;
 		return o;
 	}
-	o.err =
-	    err_of_db(db_data_list(user, f[F_CURSOR].s, f[F_CURSOR].len, like,
-			  like_prefix(f[F_PREFIX].s, f[F_PREFIX].len, like),
-			  pg.limit + 1, page_row, &pg),
-		ERR_INTERNAL);
+	o.err = err_of_db(
+	    db_data_list(r->user, f[F_CURSOR].s, f[F_CURSOR].len, like,
+		like_prefix(f[F_PREFIX].s, f[F_PREFIX].len, like), pg.limit + 1,
+		page_row, &pg),
+	    ERR_INTERNAL);
 	if (o.err == ERR_OK && pg.oom)
 		o.err = ERR_INTERNAL;
 	if (o.err == ERR_OK && (r->data = cJSON_CreateObject()) == NULL)
@@ -468,6 +469,7 @@ h_changes(struct req *r)
 	o = outcome_db(db_feed(r->token_hash, &head), ERR_INVALID_TOKEN);
 	if (o.err != ERR_OK)
 		return o;
+	r->user = head.user;
 	if ((r->data = cJSON_CreateObject()) == NULL) {
 		o.err = ERR_INTERNAL;
 		return o;

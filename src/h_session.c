@@ -25,32 +25,60 @@ time_or_null(cJSON *o, const char *name, const char *t, int null)
 		     : cJSON_AddStringToObject(o, name, t)) != NULL;
 }
 
-static int
-session_item(void *arg, const struct session_row *s)
+/*
+ * Add session s to the array items as the API shows it, with "current"
+ * (whether it is a's own session) unless a is NULL (kvapi-admin's view).
+ * 0, or -1 when out of memory.
+ */
+int
+session_add(cJSON *items, const struct session_row *s, const struct account *a)
 {
-	struct list *l = arg;
 	char id[SESSION_LEN + 1];
 	cJSON *it;
 
-	if ((it = cJSON_CreateObject()) == NULL) {
-		l->oom = 1;
-		return 1;
-	}
-	cJSON_AddItemToArray(l->items, it);
+	if ((it = cJSON_CreateObject()) == NULL)
+		return -1;
+	cJSON_AddItemToArray(items, it);
 	b64url_encode(s->id, SESSION_RAW, id, sizeof id);
 	if (cJSON_AddStringToObject(it, "session_id", id) == NULL ||
 	    !time_or_null(it, "created_at", s->created, 0) ||
 	    !time_or_null(
 		it, "refreshed_at", s->refreshed, s->refreshed_null) ||
 	    !time_or_null(it, "expires_at", s->expires, 0) ||
-	    !time_or_null(it, "user_agent", s->agent, s->agent_null) ||
+	    !time_or_null(it, "user_agent", s->agent, s->agent_null))
+		return -1;
+	if (a != NULL &&
 	    cJSON_AddBoolToObject(it, "current",
-		l->a->has_session &&
-		    memcmp(l->a->session, s->id, SESSION_RAW) == 0) == NULL) {
+		a->has_session &&
+		    memcmp(a->session, s->id, SESSION_RAW) == 0) == NULL)
+		return -1;
+	return 0;
+}
+
+static int
+session_item(void *arg, const struct session_row *s)
+{
+	struct list *l = arg;
+
+	if (session_add(l->items, s, l->a) == -1) {
 		l->oom = 1;
 		return 1;
 	}
 	return 0;
+}
+
+/* The account of the request's token, without its password hash; the
+ * user is the access log's (r->user). */
+static struct outcome
+account(struct req *r, struct account *a)
+{
+	struct outcome o;
+
+	o = outcome_db(db_account(r->token_hash, a), ERR_INVALID_TOKEN);
+	explicit_bzero(a->hash, sizeof a->hash);
+	if (o.err == ERR_OK)
+		r->user = a->user;
+	return o;
 }
 
 struct outcome
@@ -60,9 +88,7 @@ h_sessions_list(struct req *r)
 	struct list l = {NULL, &a, 0};
 	struct outcome o;
 
-	o = outcome_db(db_account(r->token_hash, &a), ERR_INVALID_TOKEN);
-	explicit_bzero(a.hash, sizeof a.hash);
-	if (o.err != ERR_OK)
+	if ((o = account(r, &a)).err != ERR_OK)
 		return o;
 	if ((r->data = cJSON_CreateObject()) == NULL ||
 	    (l.items = cJSON_AddArrayToObject(r->data, "items")) == NULL) {
@@ -87,9 +113,7 @@ h_session_end(struct req *r)
 	struct outcome o;
 	size_t n;
 
-	o = outcome_db(db_account(r->token_hash, &a), ERR_INVALID_TOKEN);
-	explicit_bzero(a.hash, sizeof a.hash);
-	if (o.err != ERR_OK)
+	if ((o = account(r, &a)).err != ERR_OK)
 		return o;
 	if (b64url_decode(f->s, f->len, sid, sizeof sid, &n) == -1 ||
 	    n != SESSION_RAW) {
@@ -112,9 +136,7 @@ h_sessions_end_others(struct req *r)
 	struct account a;
 	struct outcome o;
 
-	o = outcome_db(db_account(r->token_hash, &a), ERR_INVALID_TOKEN);
-	explicit_bzero(a.hash, sizeof a.hash);
-	if (o.err != ERR_OK)
+	if ((o = account(r, &a)).err != ERR_OK)
 		return o;
 	if ((o.err = err_of_db(db_sessions_end_others(&a, &n), ERR_INTERNAL)) !=
 	    ERR_OK)

@@ -142,7 +142,8 @@ h_token_delete(struct req *r)
 {
 	struct outcome o;
 
-	o = outcome_db(db_token_end(r->token_hash), ERR_INVALID_TOKEN);
+	o = outcome_db(
+	    db_token_end(r->token_hash, &r->user), ERR_INVALID_TOKEN);
 	if (o.err != ERR_OK)
 		return o;
 	r->status = 200;

@@ -87,6 +87,7 @@ profile(struct req *r)
 	o = outcome_db(db_profile(r->token_hash, &u), ERR_INVALID_TOKEN);
 	if (o.err != ERR_OK)
 		return o;
+	r->user = u.id;
 	if ((r->data = cJSON_CreateObject()) == NULL) {
 		o.err = ERR_INTERNAL;
 		return o;
@@ -153,8 +154,8 @@ h_me_patch(struct req *r)
 	 * profile's statement after it checks the token. */
 	if ((d = db_profile_update(r->token_hash, &c)) != DBR_OK) {
 		/* A taken email answers only for a valid token. */
-		o = outcome_db(db_token_user(r->token_hash, &(uint64_t){0}),
-		    ERR_INVALID_TOKEN);
+		o = outcome_db(
+		    db_token_user(r->token_hash, &r->user), ERR_INVALID_TOKEN);
 		if (o.err == ERR_OK)
 			o.err = err_of_db(d, ERR_INTERNAL);
 		return o;
@@ -174,6 +175,7 @@ confirm(struct req *r, struct account *a, const struct field_value *pw)
 	o = outcome_db(db_account(r->token_hash, a), ERR_INVALID_TOKEN);
 	if (o.err != ERR_OK)
 		return o;
+	r->user = a->user;
 	if (pw->nul || pw->len > PASSWORD_MAX ||
 	    !auth_check_password(pw->s, a->hash))
 		o.err = ERR_INVALID_CREDENTIALS;

@@ -68,6 +68,18 @@ resp_error_text(enum err e)
 	return text;
 }
 
+/*
+ * The token's user, for nginx's access log only: the site logs it and
+ * strips it (fastcgi_hide_header), so no client sees it.
+ */
+static void
+user_header(FCGX_Stream *out, const struct req *r)
+{
+	if (r->user != 0)
+		resp_header(
+		    out, "X-Kvapi-User: %llu\r\n", (unsigned long long)r->user);
+}
+
 /* Write the response r describes, or the error e. */
 void
 resp_write(FCGX_Stream *out, struct req *r, enum err e)
@@ -82,6 +94,7 @@ resp_write(FCGX_Stream *out, struct req *r, enum err e)
 		resp_header(out, "Status: 304 %s\r\nETag: %s\r\n",
 		    http_reason(304), r->etag);
 		FCGX_PutS("Cache-Control: no-store\r\n", out);
+		user_header(out, r);
 		cors_headers(out, r);
 		FCGX_PutS("\r\n", out);
 		return;
@@ -109,6 +122,7 @@ resp_write(FCGX_Stream *out, struct req *r, enum err e)
 		  "Cache-Control: no-store\r\n",
 	    out);
 	cors_headers(out, r);
+	user_header(out, r);
 	if (e == ERR_OK && r->location[0])
 		resp_header(out, "Location: %s\r\n", r->location);
 	if (e == ERR_OK && r->etag[0])

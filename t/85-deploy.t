@@ -312,7 +312,7 @@ subtest 'the systemd units' => sub {
 };
 
 subtest 'the man pages' => sub {
-    for my $page (qw(kvapi.8 kvapi-migrate.8)) {
+    for my $page (qw(kvapi.8 kvapi-migrate.8 kvapi-admin.8)) {
         my $f = "$BUILDDIR/man/$page";
         unlike(slurp($f), qr/\@[a-z]+\@/, "$page: no placeholder left");
         # Both formatters a reader may have: mandoc's lint and groff with
@@ -346,6 +346,8 @@ subtest 'one version everywhere' => sub {
     is($deb, $version, "debian/changelog's upstream version is $version");
     ($rc, $v) = run("$BUILDDIR/script/kvapi-migrate", '--version');
     is($v, "kvapi-migrate $version\n", 'kvapi-migrate --version');
+    ($rc, $v) = run("$BUILDDIR/src/kvapi-admin", '--version');
+    is($v, "kvapi-admin $version\n", 'kvapi-admin --version');
 };
 
 package_test($ENV{KVAPI_TEST_DEB}) if $ENV{KVAPI_TEST_DEB};
@@ -475,14 +477,15 @@ sub package_test {
         is($rc, 0, 'apt-get install ./kvapi_*.deb') or diag $out;
         like($out, qr/kvapi: set up the database with: kvapi-migrate --create/,
             'postinst says what to do next');
-        ok(-x $_, "$_ installed") for qw(/usr/sbin/kvapi /usr/sbin/kvapi-migrate);
+        ok(-x $_, "$_ installed") for qw(/usr/sbin/kvapi /usr/sbin/kvapi-migrate /usr/sbin/kvapi-admin);
         ok(-f $_, "$_ installed") for qw(/etc/kvapi/kvapi.conf /etc/kvapi/kvapi.conf.sample
             /usr/share/kvapi/schema.sql /usr/share/kvapi/openapi.json
             /usr/share/kvapi/kvapi.conf.in /usr/share/kvapi/migrations/0001_initial.sql
             /etc/nginx/sites-available/kvapi /lib/systemd/system/kvapi.service
             /lib/systemd/system/kvapi@.service /lib/systemd/system/kvapi@data.service.d/pool.conf
             /lib/systemd/system/kvapi@auth.service.d/pool.conf
-            /usr/share/man/man8/kvapi.8.gz /usr/share/man/man8/kvapi-migrate.8.gz);
+            /usr/share/man/man8/kvapi.8.gz /usr/share/man/man8/kvapi-migrate.8.gz
+            /usr/share/man/man8/kvapi-admin.8.gz);
         ok(glob('/usr/share/doc/kvapi/deploy.md*'), 'docs/deploy.md installed');
         is(slurp('/etc/kvapi/kvapi.conf'), slurp('/etc/kvapi/kvapi.conf.sample'),
             'kvapi.conf is the sample');
@@ -713,7 +716,7 @@ EOF
         $stop_db->() if $stop_db;
         ($rc, $out) = run('apt-get', 'purge', '-y', '-q', 'kvapi');
         is($rc, 0, 'apt-get purge kvapi') or diag $out;
-        ok(!-e $_, "$_ gone") for qw(/usr/sbin/kvapi /usr/sbin/kvapi-migrate /etc/kvapi
+        ok(!-e $_, "$_ gone") for qw(/usr/sbin/kvapi /usr/sbin/kvapi-migrate /usr/sbin/kvapi-admin /etc/kvapi
             /usr/share/kvapi /etc/nginx/sites-available/kvapi /lib/systemd/system/kvapi@.service
             /etc/systemd/system/multi-user.target.wants/kvapi.service
             /var/log/nginx/kvapi.access.log);

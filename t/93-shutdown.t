@@ -86,7 +86,7 @@ sub writers {
 
 # Progress is read from nginx's access log, not guessed from time: data
 # requests answered below 500.
-my $answered = $s->access_counter(qr{"\S+ /api/data\S* HTTP/1\.1" [1-4]\d\d });
+my $answered = $s->access_counter(sub { $_[0]{path} =~ m{^/api/data} && $_[0]{status} =~ /^[1-4]/ });
 
 # Has signal $sig reached process $pid and is it held there, blocked?
 sub pending {

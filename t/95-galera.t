@@ -384,7 +384,7 @@ for my $side (['a', $A], ['b', $B]) {
     $loads{$p}->go;
 }
 # The load's progress, by the writes both stacks have answered 2xx.
-my @written = map { $_->access_counter(qr{"(?:POST|PUT|DELETE) /api/data\S* HTTP/1\.1" 2\d\d }) } $A, $B;
+my @written = map { $_->access_counter(sub { $_[0]{method} =~ /^(?:POST|PUT|DELETE)$/ && $_[0]{path} =~ m{^/api/data} && $_[0]{status} =~ /^2/ }) } $A, $B;
 my $written = sub { my $n = 0; $n += $_->() for @written; $n };
 ok(KVTest::poll_until(20, sub { $written->() >= 200 }), 'the load writes before the kill');
 my $t_kill = time;

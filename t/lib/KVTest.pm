@@ -289,12 +289,37 @@ sub logs {
     return \%text;
 }
 
-# A counter of the lines of nginx's access log that match qr// $re (all
-# lines without one): each call returns how many there are by now,
-# reading only what was added since the last call.  nginx writes a line
-# as it finishes a request, so the count tells how far a load has got.
+# nginx's access log, one JSON object a line (nginx/kvapi.conf.in,
+# kvapi_json), decoded: a list of hashes.  Dies on a line that is not a
+# JSON object: every line must be one.
+sub access_log {
+    my ($self) = @_;
+    my $n = 0;
+    return [ map {
+        $n++;
+        my $o = eval { JSON::PP->new->utf8->decode($_) };
+        die "access log line $n is not a JSON object: $_\n" unless ref $o eq 'HASH';
+        $o;
+    } split /\n/, $self->log_text('access') ];
+}
+
+# The JSON access log line of request id $rid, or undef.
+sub access_line {
+    my ($self, $rid) = @_;
+    my @l = grep { ($_->{request_id} // '') eq $rid } @{ $self->access_log };
+    return $l[0];
+}
+
+# A counter of the lines of nginx's access log that $match accepts: a
+# code ref, given the line's decoded JSON object, or a qr// on the line's
+# text (all lines without one).  Each call returns how many there are by
+# now, reading only what was added since the last call.  nginx writes a
+# line as it finishes a request, so the count tells how far a load has got.
 sub access_counter {
-    my ($self, $re) = @_;
+    my ($self, $match) = @_;
+    my $re = ref $match eq 'CODE'
+        ? sub { my $o = eval { $JSON->decode($_[0]) }; ref $o eq 'HASH' && $match->($o) }
+        : sub { !$match || $_[0] =~ /$match/ };
     my $file = "$self->{dir}/run/log/nginx-access.log";
     my ($off, $n, $part) = (0, 0, '');
     return sub {
@@ -306,7 +331,7 @@ sub access_counter {
         $new = $part . $new;
         # A line still being written is counted by a later call.
         $part = $new =~ s/([^\n]*)\z// ? $1 : '';
-        $n += grep { !$re || /$re/ } split /\n/, $new;
+        $n += grep { $re->($_) } split /\n/, $new;
         return $n;
     };
 }

@@ -257,6 +257,42 @@ is_mfile(const struct dirent *d)
 	return n > 8 && strcmp(d->d_name + n - 8, ".metrics") == 0;
 }
 
+/*
+ * A new file, taken before it is visible under a .metrics name: made
+ * under a name of its own, then linked to a free name (link never
+ * replaces a file, which may be a dead worker's with its counts).
+ */
+static int
+new_file(const char *dir)
+{
+	char tmp[4096], path[4096];
+	long pid = (long)getpid();
+	int fd, n;
+
+	snprintf(tmp, sizeof tmp, "%s/.new-%ld", dir, pid);
+	(void)unlink(tmp); /* left by a dead process of the same pid */
+	if ((fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1)
+		return -1;
+	if (take(fd) == -1) {
+		close(fd);
+		(void)unlink(tmp);
+		return -1;
+	}
+	for (n = 0; n < 100; n++) {
+		snprintf(path, sizeof path, "%s/%ld-%d.metrics", dir, pid, n);
+		if (link(tmp, path) == 0)
+			break;
+		if (errno != EEXIST || n == 99) {
+			log_warn("metrics: link %s: %s; GET /metrics will not "
+				 "see this worker",
+			    path, strerror(errno));
+			break;
+		}
+	}
+	(void)unlink(tmp);
+	return fd;
+}
+
 /* A file of dir no live worker holds, or a new one: its fd, or -1. */
 static int
 find_file(const char *dir)
@@ -280,16 +316,7 @@ find_file(const char *dir)
 		}
 	}
 	closedir(dp);
-	if (fd != -1)
-		return fd;
-	/* Another worker may take it first: then look again. */
-	snprintf(path, sizeof path, "%s/%ld.metrics", dir, (long)getpid());
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd != -1 && take(fd) == -1) {
-		close(fd);
-		fd = -1;
-	}
-	return fd;
+	return fd != -1 ? fd : new_file(dir);
 }
 
 /*

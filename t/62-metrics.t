@@ -7,7 +7,8 @@
 # worker killed with SIGKILL and respawned by multiwatch takes its
 # counts with it into the new worker's file, so no total goes backwards.
 # docs/alerts.yml passes `promtool check rules` and loads into that
-# Prometheus.
+# Prometheus.  Last, the database stops and starts again: one failed
+# connect, one reconnect.
 use strict;
 use warnings;
 use Test::More;
@@ -28,7 +29,8 @@ for my $tool (qw(promtool prometheus)) {
         or BAIL_OUT("no $tool: run script/stack deps --test");
 }
 
-my $s = KVTest->start(workers => 2);
+# A MariaDB of our own, stopped at the end.
+my $s = KVTest->start(workers => 2, private_db => 1);
 $s->allow_log(qr/Child\[\d+\] died, respawn$/,
     qr/Spawning child\[\d+\] failed, next try$/);
 
@@ -255,6 +257,24 @@ subtest 'counters survive kill -9 of a worker' => sub {
     is_deeply $got, \%want, 'Prometheus\' API has the same';
     my $resets = query('sum(resets(kvapi_http_requests_total{job="kvapi"}[5m]))');
     is $resets && $resets->[0][1], 0, 'Prometheus saw no counter reset';
+};
+
+subtest 'database errors and reconnects' => sub {
+    $s->db_down;
+    $s->error_is($s->request(GET => '/api/data/k1', { headers => $A }), 'SERVICE_UNAVAILABLE',
+        'GET with the database down');
+    $want{'/api/data/{key} GET 503'}++;
+    my $v = samples(scrape()->{content});
+    is $v->{'kvapi_db_errors_total{kind="connect"}'}, 1, 'one failed connect';
+    is $v->{kvapi_db_reconnects_total}, 0, 'no reconnect yet';
+    $s->db_up;
+    is $s->request(GET => '/api/data/k1', { headers => $A })->{status}, 200, 'GET with the database back';
+    $want{'/api/data/{key} GET 200'}++;
+    $v = samples(scrape()->{content});
+    is $v->{kvapi_db_reconnects_total}, 1, 'one reconnect';
+    is $v->{'kvapi_db_errors_total{kind="connect"}'}, 1, 'no other failed connect';
+    is $v->{'kvapi_db_errors_total{kind="lost"}'}, 0, 'no connection lost under a statement';
+    is_deeply requests_of($v), \%want, 'the 503 is counted';
 };
 
 done_testing;

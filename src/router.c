@@ -400,6 +400,8 @@ router_handle(FCGX_Request *f)
 		r.status = 204;
 	} else {
 		e = dispatch(f, &r);
+		if (e == ERR_QUOTA_EXCEEDED)
+			metric_inc(M_QUOTA_REFUSED);
 		resp_write(f->out, &r, e);
 	}
 	field_free(&r);

@@ -30,7 +30,7 @@ for my $tool (qw(promtool prometheus)) {
 }
 
 # A MariaDB of our own, stopped at the end.
-my $s = KVTest->start(workers => 2, private_db => 1);
+my $s = KVTest->start(workers => 2, private_db => 1, quota_keys => 1);
 $s->allow_log(qr/Child\[\d+\] died, respawn$/,
     qr/Spawning child\[\d+\] failed, next try$/);
 
@@ -96,6 +96,9 @@ $want{'/api/token POST 401'}++;
 $r = $s->request(POST => '/api/data', { headers => $A, json => { key => 'k1', value => 1 } });
 is $r->{status}, 201, 'POST /api/data' or diag $r->{body};
 $want{'/api/data POST 201'}++;
+$s->error_is($s->request(POST => '/api/data', { headers => $A, json => { key => 'k2', value => 2 } }),
+    'QUOTA_EXCEEDED', 'a key over quota_keys (1)');
+$want{'/api/data POST 507'}++;
 for (1 .. 3) {
     $r = $s->request(GET => '/api/data/k1', { headers => $A });
     is $r->{status}, 200, "GET hit $_";
@@ -130,7 +133,7 @@ my %counters = (
     kvapi_sessions_opened_total => 2,
     kvapi_sessions_refreshed_total => 1,
     kvapi_refresh_reuse_total => 1,
-    kvapi_quota_refusals_total => 0,
+    kvapi_quota_refusals_total => 1,
     # register, and the three logins
     kvapi_bcrypt_seconds_count => 4,
     'kvapi_db_errors_total{kind="connect"}' => 0,

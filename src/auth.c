@@ -46,10 +46,12 @@ auth_init(void)
 int
 auth_hash_with(const char *pw, const char *setting, char *out, size_t outsz)
 {
+	uint64_t t0 = metric_now();
 	const char *h;
 	int rc = -1;
 
 	h = crypt_rn(pw, setting, &cd, sizeof cd);
+	metric_bcrypt(t0);
 	if (h != NULL && h[0] != '*' && strlen(h) < outsz) {
 		memcpy(out, h, strlen(h) + 1);
 		rc = 0;

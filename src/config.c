@@ -69,6 +69,9 @@ static const struct key {
     {"header_timeout", OFF(header_timeout), 1, 3600, K_UINT, 1},
     {"body_timeout", OFF(body_timeout), 1, 3600, K_UINT, 1},
     {"keepalive_timeout", OFF(keepalive_timeout), 1, 3600, K_UINT, 1},
+    /* Metrics: the workers' files, and the site's listener for them. */
+    {"metrics_dir", OFF(metrics_dir), 0, 0, K_STR, 1},
+    {"metrics_listen", OFF(metrics_listen), 0, 0, K_NGINX, 1},
 #undef OFF
 };
 
@@ -102,6 +105,8 @@ set_defaults(void)
 	cfg.header_timeout = 10;
 	cfg.body_timeout = 10;
 	cfg.keepalive_timeout = 30;
+	cfg.metrics_dir = strdup("/run/kvapi/metrics");
+	cfg.metrics_listen = strdup("127.0.0.1:9464");
 }
 
 static char *

@@ -475,6 +475,7 @@ open_conn(const char *host, unsigned int port)
 	if (mysql_real_connect(m, host, cfg.db_user, cfg.db_password,
 		cfg.db_name, port, cfg.db_socket, 0) != NULL)
 		return m;
+	metric_inc(M_DB_ERR_CONNECT);
 	if (now != last_logged)
 		log_err("database connect to %s: %s",
 		    host ? host : "the default server", mysql_error(m));
@@ -541,6 +542,7 @@ static int
 db_connect(void)
 {
 	static int last_node;
+	static unsigned long connects;
 	char host[256];
 	unsigned int port;
 	double t0 = seconds();
@@ -582,6 +584,8 @@ db_connect(void)
 		goto fail;
 	slow_failed = 0;
 	last_used = time(NULL);
+	if (connects++ > 0)
+		metric_inc(M_DB_RECONNECT);
 	if (nodes > 0)
 		log_info("connected to the database at %s", host);
 	else
@@ -722,6 +726,7 @@ fail(enum stmt st, MYSQL_STMT *s)
 		mysql_stmt_reset(s);
 		return DBR_QUOTA;
 	}
+	metric_inc(lost(e) ? M_DB_ERR_LOST : M_DB_ERR_QUERY);
 	if (lost(e)) {
 		log_err("statement %s: database connection lost: %s",
 		    statements[st].name, mysql_stmt_error(s));
@@ -950,6 +955,7 @@ tx(const char *name, enum dbr (*fn)(void *), void *arg)
 	failed:
 		in_tx = 0;
 		log_err("transaction %s: %u %s", name, e, mysql_error(conn));
+		metric_inc(lost(e) ? M_DB_ERR_LOST : M_DB_ERR_QUERY);
 		if (lost(e)) {
 			db_close();
 			slow_failed = 0;

@@ -111,6 +111,8 @@ struct config {
 	unsigned int header_timeout;
 	unsigned int body_timeout;
 	unsigned int keepalive_timeout;
+	char *metrics_dir;    /* every worker's metrics file (metrics.c) */
+	char *metrics_listen; /* for the nginx site's metrics server */
 };
 
 extern struct config cfg;
@@ -235,6 +237,7 @@ struct req {
 	struct cJSON *json; /* the parsed body, when the route takes one */
 	const char *param;  /* raw path parameter (a key), paramlen bytes */
 	size_t paramlen;
+	int route; /* routes[] row of the path (metrics), -1: none */
 	struct field_value field[F__MAX];
 
 	/* output */
@@ -522,8 +525,39 @@ struct outcome h_health(struct req *);
 int router_init(void);
 size_t router_methods(char *, size_t);
 void router_handle(struct FCGX_Request *);
+int router_route(size_t, const char **, const char **);
 
 /* nginx.c */
 int nginx_print(void);
+
+/*
+ * Metrics (metrics.c): counters every worker keeps in a file of its own
+ * under metrics_dir, summed by GET /metrics on the metrics listener.
+ * metric_inc is one increment in memory: call it where the event is.
+ */
+enum metric {
+	M_DB_ERR_CONNECT,
+	M_DB_ERR_LOST,
+	M_DB_ERR_QUERY,
+	M_DB_RECONNECT,
+	M_LOGIN_OK,
+	M_LOGIN_FAILED,
+	M_LOGIN_LOCKED,
+	M_LOGIN_DISABLED,
+	M_SESSION_OPENED,
+	M_SESSION_REFRESHED,
+	M_REFRESH_REUSE,
+	M_QUOTA_REFUSED, /* a write refused by the account's quota */
+	M_WORKER_START,
+	M_WORKER_CRASH,
+	M__MAX
+};
+int metrics_init(void);
+void metrics_close(void);
+void metrics_serve(struct FCGX_Stream *);
+void metric_inc(enum metric);
+uint64_t metric_now(void);
+void metric_request(int, const char *, int, uint64_t);
+void metric_bcrypt(uint64_t);
 
 #endif

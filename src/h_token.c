@@ -66,8 +66,10 @@ login(struct req *r)
 	auth_name_hash(name->s, name->len, key);
 	if ((d = db_login_failures(key, &failures, &r->retry_after)) != DBR_OK)
 		return outcome(err_of_db(d, ERR_INTERNAL));
-	if (failures >= cfg.login_max_failures)
+	if (failures >= cfg.login_max_failures) {
+		metric_inc(M_LOGIN_LOCKED);
 		return outcome(ERR_ACCOUNT_LOCKED);
+	}
 	/* A name registration would refuse is nobody's: no look-up (the
 	 * column's collation would ignore trailing spaces), and neither is
 	 * one holding a U+0000. */
@@ -83,12 +85,14 @@ login(struct req *r)
 	ok = auth_check_password(pw->s, d == DBR_OK ? hash : NULL);
 	if (!ok) {
 		explicit_bzero(hash, sizeof hash);
+		metric_inc(M_LOGIN_FAILED);
 		if ((d = db_login_failed(key)) != DBR_OK)
 			return outcome(err_of_db(d, ERR_INTERNAL));
 		return outcome(ERR_INVALID_CREDENTIALS);
 	}
 	if (disabled) {
 		explicit_bzero(hash, sizeof hash);
+		metric_inc(M_LOGIN_DISABLED);
 		return outcome(ERR_ACCOUNT_DISABLED);
 	}
 	if (grant_new(&g, 1) == -1) {
@@ -103,6 +107,8 @@ login(struct req *r)
 		explicit_bzero(&g, sizeof g);
 		return outcome(err_of_db(d, ERR_INVALID_CREDENTIALS));
 	}
+	metric_inc(M_LOGIN_OK);
+	metric_inc(M_SESSION_OPENED);
 	return granted(r, &g);
 }
 
@@ -119,14 +125,17 @@ refresh(struct req *r)
 	if (grant_new(&g, 0) == -1)
 		return outcome(ERR_INTERNAL);
 	d = db_refresh(presented, &g, &reused);
-	if (reused)
+	if (reused) {
+		metric_inc(M_REFRESH_REUSE);
 		log_warn("a consumed refresh token was presented again: its "
 			 "session is ended");
+	}
 	if (d != DBR_OK) {
 		explicit_bzero(&g, sizeof g);
 		return outcome(err_of_db(d, ERR_INVALID_GRANT));
 	}
 	b64url_encode(g.session_raw, SESSION_RAW, g.session, sizeof g.session);
+	metric_inc(M_SESSION_REFRESHED);
 	return granted(r, &g);
 }
 

@@ -153,6 +153,8 @@ main(int argc, char *argv[])
 		    "number generator\n");
 		return 1;
 	}
+	if (metrics_init() == -1)
+		return 1;
 	if (db_init() == -1)
 		log_warn(
 		    "database unreachable at start; will retry per request");
@@ -176,7 +178,11 @@ main(int argc, char *argv[])
 	sigaddset(&stops, SIGUSR1);
 	while (!stopping && FCGX_Accept_r(&req) >= 0) {
 		sigprocmask(SIG_BLOCK, &stops, NULL);
-		router_handle(&req);
+		/* Only the metrics listener's server block sets it. */
+		if (FCGX_GetParam("KVAPI_METRICS", req.envp) != NULL)
+			metrics_serve(req.out);
+		else
+			router_handle(&req);
 		/*
 		 * Close the connection at once.  Undetached, libfcgi shuts
 		 * down its side and waits (up to 2 s) for nginx to close
@@ -194,6 +200,7 @@ main(int argc, char *argv[])
 	}
 	log_info("worker stopping after %d requests", served);
 	FCGX_Free(&req, 1);
+	metrics_close();
 	db_close();
 	config_free();
 	return 0;

@@ -28,6 +28,7 @@ void
 req_init(struct req *r, FCGX_Request *f)
 {
 	memset(r, 0, offsetof(struct req, texts));
+	r->route = -1;
 	r->method = param(f, "REQUEST_METHOD");
 	r->path = param(f, "PATH_INFO");
 	r->uri = param(f, "REQUEST_URI");

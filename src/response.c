@@ -89,6 +89,7 @@ resp_write(FCGX_Stream *out, struct req *r, enum err e)
 	char *text;
 	int status = e == ERR_OK ? r->status : ei->status;
 
+	r->status = status; /* for the metrics */
 	if (e == ERR_OK && status == 304) {
 		/* Not Modified: the validators, no body. */
 		resp_header(out, "Status: 304 %s\r\nETag: %s\r\n",

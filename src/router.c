@@ -199,8 +199,10 @@ route_find(struct req *r, const struct route **any)
 
 		if (!route_match(rt, p, n))
 			continue;
-		if (*any == NULL)
+		if (*any == NULL) {
 			*any = rt;
+			r->route = (int)i;
+		}
 		if (strcmp(rt->method, r->method) != 0)
 			continue;
 		len = strlen(rt->path);
@@ -400,6 +402,7 @@ dispatch(FCGX_Request *f, struct req *r)
 void
 router_handle(FCGX_Request *f)
 {
+	uint64_t t0 = metric_now();
 	struct req r;
 	enum err e;
 
@@ -407,13 +410,34 @@ router_handle(FCGX_Request *f)
 	if (strcmp(r.method, "OPTIONS") == 0) {
 		(void)req_read_body(f->in, &r);
 		cors_preflight(f->out, &r);
+		r.status = 204;
 	} else {
 		e = dispatch(f, &r);
+		if (e == ERR_QUOTA_EXCEEDED)
+			metric_inc(M_QUOTA_REFUSED);
 		resp_write(f->out, &r, e);
 	}
 	field_free(&r);
 	cJSON_Delete(r.json);
 	cJSON_Delete(r.data);
 	free(r.body);
+	metric_request(r.route, r.method, r.status, t0);
 	log_request_id = NULL;
+}
+
+/*
+ * Row i of the table for the metrics' route label: its path and the name
+ * of its path parameter (NULL: none).  -1 past the last row.
+ */
+int
+router_route(size_t i, const char **path, const char **param)
+{
+	if (i >= NROUTES)
+		return -1;
+	*path = routes[i].path;
+	*param = NULL;
+	for (size_t k = 0; k < routes[i].nfields; k++)
+		if (routes[i].fields[k].in == IN_PATH)
+			*param = routes[i].fields[k].name;
+	return 0;
 }

@@ -249,6 +249,9 @@ sub start {
 
 sub port { $_[0]{port} }
 sub base_url { "http://127.0.0.1:$_[0]{port}" }
+# The metrics listener (metrics_listen): GET /metrics there.
+sub metrics_port { $_[0]{metrics_port} }
+sub metrics_url { "http://127.0.0.1:$_[0]{metrics_port}" }
 sub dir { $_[0]{dir} }
 sub config_path { "$_[0]{dir}/kvapi.conf" }
 sub db_name { $_[0]{db} }
@@ -638,19 +641,22 @@ sub _app_up {
         auth_burst => 10000,
         %{ $self->{conf} },
     );
-    my $text = join '', map { "$_ = $conf{$_}\n" }
-        grep { defined $conf{$_} } sort keys %conf;
     my $file = $self->config_path;
-    open my $fh, '>', $file or die "$file: $!";
-    chmod 0600, $file or die "chmod $file: $!";
-    print $fh $text;
-    close $fh or die "$file: $!";
 
     local $ENV{KVAPI_BIN} = $ENV{KVAPI_BIN} // "$BUILDDIR/src/kvapi";
-    # Another file may take a port between our probe and nginx's bind.
+    # Another file may take a port between our probe and nginx's bind:
+    # the public one or the metrics listener's (kept across restart_app).
     for my $try (1 .. 3) {
         $self->{port} = $port // _free_port();
+        $self->{metrics_port} = _free_port() if $try > 1 || !$self->{metrics_port};
         undef $port;
+        my %c = (metrics_listen => "127.0.0.1:$self->{metrics_port}", %conf);
+        my $text = join '', map { "$_ = $c{$_}\n" }
+            grep { defined $c{$_} } sort keys %c;
+        open my $fh, '>', $file or die "$file: $!";
+        chmod 0600, $file or die "chmod $file: $!";
+        print $fh $text;
+        close $fh or die "$file: $!";
         eval {
             $self->_stack(undef, 'app-up', "$self->{dir}/run",
                 "127.0.0.1:$self->{port}", $file, $self->{workers});

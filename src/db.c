@@ -66,6 +66,8 @@ enum stmt {
 	ST_FEED,
 	ST_CHANGES_LIST,
 	ST_CHANGES_PURGE,
+	ST_BATCH_BEGIN,
+	ST_USAGE,
 	/* kvapi-admin's (the block at the end of this file). */
 	ST_ADMIN_USERS,
 	ST_ADMIN_USER,
@@ -335,6 +337,15 @@ static const struct {
 	"DELETE FROM changes WHERE changed_at < UTC_TIMESTAMP(6) - "
 	"INTERVAL ? SECOND LIMIT 1000",
 	1},
+    /* A batch: the token's user and its usage, locked to the commit (the
+     * batch's net effect is held against the quota at the end). */
+    [ST_BATCH_BEGIN] = {"batch_begin",
+	"SELECT t.user_id, COALESCE(g.key_count, 0), COALESCE(g.byte_count, "
+	"0) FROM tokens t LEFT JOIN user_usage g ON g.user_id = t.user_id "
+	"WHERE " TOKEN_VALID " FOR UPDATE",
+	0},
+    [ST_USAGE] = {"usage",
+	"SELECT key_count, byte_count FROM user_usage WHERE user_id = ?", 0},
     /* kvapi-admin: users after a name, with a prefix, in name order
      * (the column's collation: case does not count). */
     [ST_ADMIN_USERS] = {"admin_users",
@@ -392,7 +403,8 @@ static const struct {
 };
 
 static MYSQL *conn;
-static int in_tx; /* statements run inside tx() */
+static int in_tx;	/* statements run inside tx() */
+static int tx_conflict; /* one of them lost a deadlock or certification */
 static MYSQL_STMT *stmts[ST__MAX];
 static time_t last_used, last_logged;
 static double slow_failed; /* when a connect last failed slowly */
@@ -515,15 +527,19 @@ node(int i, char *host, size_t cap, unsigned int *port)
 	return 1;
 }
 
-/* The quotas, for the usage triggers of this connection's writes. */
+/*
+ * The quotas, for the usage triggers of this connection's writes; off
+ * (NULL) while a batch runs, whose net effect is checked instead.
+ */
 static int
-set_limits(void)
+set_limits(int on)
 {
 	MYSQL_STMT *s = stmts[ST_LIMITS];
 	MYSQL_BIND p[2];
 
 	memset(p, 0, sizeof p);
-	p[0].buffer_type = p[1].buffer_type = MYSQL_TYPE_LONGLONG;
+	p[0].buffer_type = p[1].buffer_type =
+	    on ? MYSQL_TYPE_LONGLONG : MYSQL_TYPE_NULL;
 	p[0].buffer = &cfg.quota_keys;
 	p[1].buffer = &cfg.quota_bytes;
 	if (mysql_stmt_bind_param(s, p) == 0 && mysql_stmt_execute(s) == 0)
@@ -580,7 +596,7 @@ db_connect(void)
 			goto fail;
 		}
 	}
-	if (set_limits() == -1)
+	if (set_limits(1) == -1)
 		goto fail;
 	slow_failed = 0;
 	last_used = time(NULL);
@@ -778,6 +794,9 @@ exec(enum stmt st, MYSQL_BIND *par)
 			return DBR_OK;
 		e = mysql_stmt_errno(s);
 		if (in_tx && conflict(e)) {
+			/* The server rolled the transaction back: tx() runs it
+			 * again, whatever its caller made of this. */
+			tx_conflict = 1;
 			mysql_stmt_reset(s);
 			return DBR_CONFLICT;
 		}
@@ -926,8 +945,11 @@ tx(const char *name, enum dbr (*fn)(void *), void *arg)
 			goto failed;
 		}
 		in_tx = 1;
+		tx_conflict = 0;
 		r = fn(arg);
 		in_tx = 0;
+		if (tx_conflict && r != DBR_DOWN)
+			r = DBR_CONFLICT;
 		if (conn == NULL) /* lost: fail() closed it */
 			return r;
 		if (r != DBR_OK) {
@@ -1326,7 +1348,38 @@ db_data_patch(const unsigned char *tok, const char *k, size_t klen,
 {
 	struct patch_tx x = {tok, k, klen, version, fn, arg};
 
-	return tx("patch", patch_tx, &x);
+	/* In a batch, the batch's transaction. */
+	return in_tx ? patch_tx(&x) : tx("patch", patch_tx, &x);
+}
+
+/*
+ * Live key k of the token's user, locked to the end of the transaction:
+ * its version into out (out->v is not read).  DBR_NONE if there is no
+ * such key, or the token is not valid.
+ */
+enum dbr
+db_data_lock(
+    const unsigned char *tok, const char *k, size_t klen, struct stored *out)
+{
+	MYSQL_BIND p[2];
+	char *v = NULL;
+	size_t vlen = 0;
+	struct col c[3] = {
+	    {C_U64, &out->user, 0, NULL, NULL, 0, 0},
+	    {C_U64, &out->version, 0, NULL, NULL, 0, 0},
+	    {C_ALLOC, NULL, 0, &v, &vlen, 0, 0},
+	};
+	unsigned long long rows;
+	enum dbr r;
+
+	memset(out, 0, sizeof *out);
+	bind_blob(&p[0], tok, HASH_LEN);
+	bind_blob(&p[1], (const unsigned char *)k, klen);
+	r = run(ST_DATA_LOCK, p, c, 3, &rows);
+	free(v);
+	if (r != DBR_OK)
+		return r;
+	return rows ? DBR_OK : DBR_NONE;
 }
 
 /* Delete the expired pairs of the token's user; *n how many. */
@@ -2012,4 +2065,85 @@ db_admin_stats(struct admin_stats *st)
 	unsigned long long rows;
 
 	return run(ST_ADMIN_STATS, NULL, c, 5, &rows);
+}
+
+/*
+ * A batch (POST /api/batch): its operations run in one transaction, with
+ * the per-statement quota off; at the end the user's usage may not have
+ * grown past a quota (expired pairs are deleted once to make room).
+ */
+struct batch_tx {
+	const unsigned char *tok;
+	enum dbr (*fn)(void *);
+	void *arg;
+};
+
+/* The usage of user now: 1 if it grew from (keys, bytes) past a quota. */
+static int
+over_quota(uint64_t user, uint64_t keys, uint64_t bytes, enum dbr *r)
+{
+	MYSQL_BIND p[1];
+	uint64_t k = 0, b = 0;
+	struct col c[2] = {
+	    {C_U64, &k, 0, NULL, NULL, 0, 0},
+	    {C_U64, &b, 0, NULL, NULL, 0, 0},
+	};
+	unsigned long long rows;
+
+	bind_u64(&p[0], &user);
+	if ((*r = run(ST_USAGE, p, c, 2, &rows)) != DBR_OK)
+		return 0;
+	return (k > keys && k > (uint64_t)cfg.quota_keys) ||
+	    (b > bytes && b > (uint64_t)cfg.quota_bytes);
+}
+
+static enum dbr
+batch_tx(void *arg)
+{
+	const struct batch_tx *x = arg;
+	MYSQL_BIND p[1];
+	uint64_t user = 0, keys = 0, bytes = 0;
+	struct col c[3] = {
+	    {C_U64, &user, 0, NULL, NULL, 0, 0},
+	    {C_U64, &keys, 0, NULL, NULL, 0, 0},
+	    {C_U64, &bytes, 0, NULL, NULL, 0, 0},
+	};
+	unsigned long long rows, n;
+	enum dbr r;
+
+	bind_blob(&p[0], x->tok, HASH_LEN);
+	if ((r = run(ST_BATCH_BEGIN, p, c, 3, &rows)) != DBR_OK)
+		return r;
+	if (rows == 0)
+		return DBR_NOAUTH;
+	if (set_limits(0) == -1)
+		return DBR_ERR;
+	if ((r = x->fn(x->arg)) != DBR_OK)
+		return r;
+	if (!over_quota(user, keys, bytes, &r))
+		return r;
+	if ((r = db_data_expire(x->tok, &n)) != DBR_OK)
+		return r;
+	if (n > 0 && !over_quota(user, keys, bytes, &r))
+		return r;
+	return r == DBR_OK ? DBR_QUOTA : r;
+}
+
+/*
+ * Run fn(arg), a batch's operations, in one transaction for the token's
+ * user: committed if it returns DBR_OK.  DBR_NOAUTH if the token is not
+ * valid, DBR_QUOTA if the batch grew the usage past a quota.  fn may run
+ * more than once (a conflict runs the transaction again).
+ */
+enum dbr
+db_batch(const unsigned char *tok, enum dbr (*fn)(void *), void *arg)
+{
+	struct batch_tx x = {tok, fn, arg};
+	enum dbr r = tx("batch", batch_tx, &x);
+
+	/* The quotas again: a connection without them would not be held to
+	 * them, so one that cannot have them back is dropped. */
+	if (conn != NULL && set_limits(1) == -1)
+		db_close();
+	return r;
 }

@@ -70,6 +70,8 @@ static const struct err_info errs[ERR__MAX] = {
 	"The storage quota for this account is exceeded."},
     [ERR_CHANGES_EXPIRED] = {410, "CHANGES_EXPIRED",
 	"The requested revision is no longer available. Please resync."},
+    [ERR_INVALID_BATCH] = {400, "INVALID_BATCH",
+	"The batch operations are not valid."},
     [ERR_INVALID_GRANT] = {401, "INVALID_GRANT",
 	"The refresh token is not valid."},
     [ERR_UNSUPPORTED_GRANT_TYPE] = {400, "UNSUPPORTED_GRANT_TYPE",

@@ -56,6 +56,7 @@ enum err {
 	ERR_INVALID_TTL,
 	ERR_QUOTA_EXCEEDED,
 	ERR_CHANGES_EXPIRED,
+	ERR_INVALID_BATCH,
 	ERR_INVALID_GRANT,
 	ERR_UNSUPPORTED_GRANT_TYPE,
 	ERR_INVALID_PROFILE,
@@ -186,9 +187,10 @@ struct field_value {
 	enum { FV_ABSENT = 0, FV_NULL, FV_SET } state;
 	const char *s; /* strings: NUL-terminated, len bytes ("" if unset) */
 	size_t len;
-	int nul;     /* FT_STRING_NUL: the string held a U+0000 */
-	long long n; /* FT_INT */
-	char *own;   /* FT_VALUE: s, freed with the request */
+	int nul;		  /* FT_STRING_NUL: the string held a U+0000 */
+	long long n;		  /* FT_INT */
+	char *own;		  /* FT_VALUE: s, freed with the request */
+	const struct cJSON *item; /* a body field's JSON, as parsed */
 };
 /* Members in the order a row reads; rows are few and static. */
 struct field { // NOLINT(clang-analyzer-optin.performance.Padding)
@@ -487,6 +489,9 @@ db_data_delete(const unsigned char *, const char *, size_t, const uint64_t *);
 enum dbr db_data_patch(const unsigned char *, const char *, size_t, uint64_t,
     int (*)(void *, const struct stored *, const char **, size_t *), void *);
 enum dbr db_data_expire(const unsigned char *, unsigned long long *);
+enum dbr
+db_data_lock(const unsigned char *, const char *, size_t, struct stored *);
+enum dbr db_batch(const unsigned char *, enum dbr (*)(void *), void *);
 /* The feed's state for a user: its last revision, the highest purged. */
 struct feed {
 	uint64_t user, rev, purged_rev;
@@ -519,6 +524,7 @@ struct outcome h_data_patch(struct req *);
 struct outcome h_data_delete(struct req *);
 struct outcome h_data_list(struct req *);
 struct outcome h_changes(struct req *);
+struct outcome h_batch(struct req *);
 struct outcome h_health(struct req *);
 
 /* router.c */

@@ -138,6 +138,7 @@ check(struct req *r, const struct field *f, char *buf)
 			v->state = cJSON_IsNull(it) ? FV_NULL : FV_SET;
 		if (f->need == FN_ABSENT)
 			return v->state == FV_ABSENT ? ERR_OK : f->err;
+		v->item = it;
 		if (v->state == FV_SET && (rc = from_json(f, it, v)) != 0)
 			return rc == -2 ? ERR_INTERNAL : f->err;
 	} else if (from_text(r, f, buf, v) == -1)

@@ -253,7 +253,8 @@ merge_op(void *arg, const struct stored *cur, const char **v, size_t *vlen)
 		m->err = ERR_INTERNAL;
 		return -1;
 	}
-	if ((value = json_merge_patch(value, m->r->json)) == NULL) {
+	value = json_merge_patch(value, m->r->field[F_PATCH].item);
+	if (value == NULL) {
 		m->err = ERR_INTERNAL;
 		return -1;
 	}

@@ -137,6 +137,7 @@ static const struct route {
     {KEY_PREFIX,      "PUT",    1, B_OBJECT, h_data_put,     FIELDS(put_fields)},
     {KEY_PREFIX,      "PATCH",  1, B_VALUE,  h_data_patch,   FIELDS(patch_fields)},
     {KEY_PREFIX,      "DELETE", 1, B_NONE,   h_data_delete,  FIELDS(key_fields)},
+    {"/api/batch",    "POST",   1, B_OBJECT, h_batch,        NO_FIELDS},
     {"/api/changes",  "GET",    1, B_NONE,   h_changes,      FIELDS(changes_fields)},
     {"/api/changes",  "HEAD",   1, B_NONE,   h_changes,      FIELDS(changes_fields)},
     {"/api/health",   "GET",    0, B_NONE,   h_health,       NO_FIELDS},

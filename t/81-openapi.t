@@ -731,6 +731,22 @@ subtest 'drive every operation' => sub {
     req(PATCH => '/api/data/k', auth => 1, body => '{}', h => { 'Content-Type' => 'text/plain' });
     req(PATCH => '/api/data/k', body => '{}', h => $MP);
     $E = req(GET => '/api/data/k', auth => 1)->{headers}{etag};
+    # POST /api/batch
+    my $B = sub { req(POST => '/api/batch', auth => 1, json => { ops => $_[0] }) };
+    is $B->([ { op => 'get', key => 'k' }, { op => 'put', key => 'k', value => 5 }, { op => 'check', key => 'k', if_match => '*' },
+        { op => 'create', key => 'bt', value => 1 }, { op => 'delete', key => 'bt' } ])->{status}, 200, 'a batch';
+    $B->([]);
+    $B->([ { op => 'get', key => '' } ]);
+    $B->([ { op => 'create', key => 'x', value => undef } ]);
+    $B->([ { op => 'create', key => 'x', value => 1, ttl => 0 } ]);
+    $B->([ { op => 'get', key => 'nope' } ]);
+    $B->([ { op => 'create', key => 'k', value => 1 } ]);
+    $B->([ { op => 'check', key => 'k', if_match => undef } ]);
+    $B->([ { op => 'create', key => 'q', value => $big } ]);
+    req(POST => '/api/batch', auth => 1, body => '{', h => $JSON_H);
+    req(POST => '/api/batch', auth => 1, body => '{}', h => { 'Content-Type' => 'text/plain' });
+    req(POST => '/api/batch', json => { ops => [] });
+    $E = req(GET => '/api/data/k', auth => 1)->{headers}{etag};
     # GET, HEAD /api/changes
     is req(GET => '/api/changes?since=1&limit=2', auth => 1)->{status}, 200, 'the change feed';
     req(GET => '/api/changes?since=x', auth => 1);
@@ -751,7 +767,8 @@ subtest 'drive every operation' => sub {
     req(HEAD => '/api/health');
     # OPTIONS, nginx's errors, 405 and 404 everywhere
     for my $p ('/api/register', '/api/token', '/api/data', '/api/data/k', '/api/health', '/api/nope',
-               '/api/users/me', '/api/users/me/password', '/api/sessions', '/api/sessions/x', '/api/changes') {
+               '/api/users/me', '/api/users/me/password', '/api/sessions', '/api/sessions/x', '/api/changes',
+               '/api/batch') {
         $s->raw("OPTIONS $p HTTP/1.1\r\nHost: x\r\nOrigin: http://example.com\r\n"
             . "Access-Control-Request-Method: PUT\r\nAccess-Control-Request-Headers: authorization, content-type\r\n"
             . "Connection: close\r\n\r\n");
@@ -883,6 +900,7 @@ subtest '503 SERVICE_UNAVAILABLE (no database) and 429 TOO_MANY_REQUESTS' => sub
     req(PUT => '/api/data/k', auth => 1, json => { value => 1 });
     req(PATCH => '/api/data/k', auth => 1, json => { a => 1 });
     req($_ => '/api/changes', auth => 1) for qw(GET HEAD);
+    req(POST => '/api/batch', auth => 1, json => { ops => [ { op => 'get', key => 'k' } ] });
     my $r = req(GET => '/api/health');
     is $r->{status}, 503, 'health: 503';
     req(HEAD => '/api/health');

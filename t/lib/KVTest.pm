@@ -81,6 +81,7 @@ our %ERRORS = (
     QUOTA_EXCEEDED => [507, 'The storage quota for this account is exceeded.'],
     # "Batch and changes".
     CHANGES_EXPIRED => [410, 'The requested revision is no longer available. Please resync.'],
+    INVALID_BATCH => [400, 'The batch operations are not valid.'],
 );
 
 # Headers the table puts beside some statuses ("401 + WWW-Authenticate").

@@ -240,6 +240,7 @@ merge_op(void *arg, const struct stored *cur, const char **v, size_t *vlen)
 
 	cJSON_free(m->text);
 	m->text = NULL;
+	m->r->user = cur->user;
 	/* -1: no condition; a malformed list (-2) matches nothing. */
 	n = match_versions(m->r, tags);
 	for (i = 0; i < n && tags[i] != cur->version; i++)

@@ -236,6 +236,9 @@ if ($mode eq 'growth') {
     }
     # A merge patch is a locked read and a write in one transaction.
     check('patch/put kvapi', ratio(medv('kvapi', 'patch', 'rps'), medv('kvapi', 'put', 'rps')), 'info');
+    # A batch of ten puts: keys written a second, against single PUTs.
+    check(sprintf('batch keys/s (%.0f) / put keys/s kvapi', 10 * (medv('kvapi', 'batch', 'rps') // 0)),
+        ratio(10 * (medv('kvapi', 'batch', 'rps') // 0) || undef, medv('kvapi', 'put', 'rps')), 'info');
     check('get_hit kvapi/nginx return 200', ratio(medv('kvapi', 'get_hit', 'rps'), medv('ceil_return', 'get_hit', 'rps')), 'info');
 
     # Overload (the etcd issue): no connection error of any kind on

@@ -351,6 +351,42 @@ parse(const struct route *rt, struct req *r, enum err body)
 	return field_check(r, rt->fields, rt->nfields);
 }
 
+/*
+ * The users of tokens this worker has seen, for the access log of a
+ * write (X-Kvapi-User), whose statement checks the token without reading
+ * its user.  A token's user never changes, so an entry never goes stale:
+ * it only spares the read.  Direct-mapped by the hash's first bytes.
+ */
+#define USER_CACHE 512
+static struct {
+	unsigned char hash[HASH_LEN];
+	uint64_t user;
+} users_seen[USER_CACHE];
+
+static unsigned
+user_slot(const unsigned char *h)
+{
+	return ((unsigned)h[0] | (unsigned)h[1] << 8) % USER_CACHE;
+}
+
+static uint64_t
+user_of(const unsigned char *h)
+{
+	unsigned i = user_slot(h);
+
+	return memcmp(users_seen[i].hash, h, HASH_LEN) == 0 ? users_seen[i].user
+							    : 0;
+}
+
+static void
+user_seen(const unsigned char *h, uint64_t user)
+{
+	unsigned i = user_slot(h);
+
+	memcpy(users_seen[i].hash, h, HASH_LEN);
+	users_seen[i].user = user;
+}
+
 static enum err
 dispatch(FCGX_Request *f, struct req *r)
 {
@@ -393,10 +429,14 @@ dispatch(FCGX_Request *f, struct req *r)
 	/*
 	 * A write's statement checks the token without reading its user;
 	 * the access log wants it (X-Kvapi-User): one primary-key read,
-	 * after the write, for a successful write only.
+	 * after the write, for a successful write only, and only the first
+	 * time this worker sees the token.
 	 */
-	if (rt->auth && o.err == ERR_OK && r->user == 0)
+	if (rt->auth && o.err == ERR_OK && r->user == 0 &&
+	    (r->user = user_of(r->token_hash)) == 0)
 		(void)db_token_user(r->token_hash, &r->user);
+	if (rt->auth && o.err == ERR_OK && r->user != 0)
+		user_seen(r->token_hash, r->user);
 	return o.err;
 }
 

@@ -65,6 +65,12 @@ stop_pid() {
 # Print the last lines of a log, to explain a failure.
 show_log() {
 	[ -f "$1" ] || return 0
+	# The error lines first: a long help text may follow them (as
+	# mariadb-install-db's does when its bootstrap fails).
+	if grep -q -E '\[ERROR\]|ERROR' "$1"; then
+		say "errors in $1:"
+		grep -E '\[ERROR\]|ERROR' "$1" | tail -n 10 | sed 's/^/    /' >&2
+	fi
 	say "last lines of $1:"
 	tail -n "${2:-20}" "$1" | sed 's/^/    /' >&2
 }

@@ -14,7 +14,8 @@
 #     both); 32 refreshes of one token split over both stacks give one
 #     200; five failed logins through both stacks lock the username on
 #     both (the count is in the database);
-#   - TTL and quotas (issue 15), through two more stacks on nodes 1 and 2:
+#   - TTL, quotas (issue 15) and the change feed (issue 19), through two
+#     more stacks on nodes 1 and 2:
 #     a key with ttl 1 written on one node is KEY_NOT_FOUND on the other
 #     after its second; POSTs alternating between the nodes, and 16 at
 #     once split over both, stop at exactly quota_keys;
@@ -364,6 +365,16 @@ $A->error_is(login($A, $ghost), 'ACCOUNT_LOCKED', 'lock-out: on A too');
         'quota race: 16 POSTs of new keys on both nodes against a quota of 6: exactly 6 201s, 10 507s')
         or diag explain \%c;
     is(node_sql(3, "SELECT COUNT(*) FROM data WHERE user_id = $ru->{user_id}", $DB)->[0][0], 6, 'quota race: 6 rows on node 3');
+    # The change feed (issue 19): those writes met at certification on the
+    # user's usage row and were retried; the six that won are revisions
+    # 1..6, without a gap, through either node.
+    my @won = sort map { $_->{key} } grep { $_->{status} == 201 } @recs;
+    for my $st ([ 1, $C ], [ 2, $D ]) {
+        my $f = $st->[1]->request(GET => '/api/changes', {headers => \%ra})->{json}{data} // {};
+        is_deeply([ map { $_->{rev} } @{ $f->{items} // [] } ], [ 1 .. 6 ],
+            "feed: the race's writes are revisions 1..6 through node $st->[0]");
+        is_deeply([ sort map { $_->{key} } @{ $f->{items} // [] } ], \@won, "feed: one for each 201, through node $st->[0]");
+    }
     $_->stop for $C, $D;
     @stacks = grep { $_ != $C && $_ != $D } @stacks;
 }

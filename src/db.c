@@ -112,14 +112,29 @@ enum stmt {
 #define SET_VALUE                                                              \
 	"UPDATE data SET v = ?, version = ?, updated_at = UTC_TIMESTAMP(6), "  \
 	"expires_at = UTC_TIMESTAMP(6) + INTERVAL ? SECOND" KEY_OF_TOKEN
-/* A POST onto an expired pair makes it anew: column col becomes new. */
 /* The expired pairs of user u, not yet purged. */
 #define EXPIRED_OF_U                                                           \
 	" FROM data d WHERE d.expires_at <= UTC_TIMESTAMP(6) "                 \
 	"AND d.user_id = u.id"
+/* A POST onto an expired pair makes it anew: column col becomes new. */
 #define ANEW(col, new)                                                         \
 	"data." col                                                            \
 	" = IF(data.expires_at <= UTC_TIMESTAMP(6), " new ", data." col ")"
+/*
+ * The profile of user u and its usage (profile_cols), as GET
+ * /api/users/me and kvapi-admin show them: what the triggers counted,
+ * less the expired pairs not yet purged (few: the purge keeps up;
+ * ix_data_expires finds them).
+ */
+#define PROFILE_OF_U                                                           \
+	"u.id, u.username, u.email, u.full_name, u.age, u.gender, " RFC3339(   \
+	    "u.created_at") ", COALESCE(g.key_count, 0) - (SELECT "            \
+			    "COUNT(*)" EXPIRED_OF_U                            \
+			    "), COALESCE(g.byte_count, 0) - "                  \
+			    "(SELECT COALESCE(SUM(LENGTH(d.k) + "              \
+			    "LENGTH(d.v)), "                                   \
+			    "0)" EXPIRED_OF_U ")"
+#define USAGE_JOIN "LEFT JOIN user_usage g ON g.user_id = u.id"
 
 /* Each statement: its name (for the log), its SQL, whether it writes. */
 static const struct {
@@ -259,20 +274,10 @@ static const struct {
 						       "BY created_at DESC, id "
 						       "LIMIT 1000",
 	0},
-    /* The profile and its usage, as GET /api/users/me answers them:
-     * what the triggers counted, less the expired pairs not yet purged
-     * (few: the purge keeps up; ix_data_expires finds them). */
+    /* The profile and its usage, as GET /api/users/me answers them. */
     [ST_PROFILE] = {"profile",
-	"SELECT u.id, u.username, u.email, u.full_name, u.age, "
-	"u.gender, " RFC3339(
-	    "u.created_at") ", COALESCE(g.key_count, 0) - (SELECT "
-			    "COUNT(*)" EXPIRED_OF_U
-			    "), COALESCE(g.byte_count, 0) - (SELECT "
-			    "COALESCE(SUM(LENGTH(d.k) + LENGTH(d.v)), "
-			    "0)" EXPIRED_OF_U ") "
-			    "FROM tokens t JOIN users u ON u.id = t.user_id "
-			    "LEFT JOIN user_usage g ON g.user_id = u.id "
-			    "WHERE " TOKEN_VALID,
+	"SELECT " PROFILE_OF_U " FROM tokens t JOIN users u ON u.id = "
+	"t.user_id " USAGE_JOIN " WHERE " TOKEN_VALID,
 	0},
     /* Each column changes only when its flag says so. */
     [ST_PROFILE_UPDATE] = {"profile_update",
@@ -355,13 +360,9 @@ static const struct {
 	0},
     /* The profile's columns (profile_cols), then disabled_at. */
     [ST_ADMIN_USER] = {"admin_user",
-	"SELECT u.id, u.username, u.email, u.full_name, u.age, u.gender, "
-	"DATE_FORMAT(u.created_at, '%Y-%m-%dT%H:%i:%sZ'), "
-	"(SELECT COUNT(*) FROM data d WHERE d.user_id = u.id), "
-	"(SELECT COALESCE(SUM(LENGTH(d.k) + LENGTH(d.v)), 0) FROM data d "
-	"WHERE d.user_id = u.id), "
-	"DATE_FORMAT(u.disabled_at, '%Y-%m-%dT%H:%i:%sZ') "
-	"FROM users u WHERE u.username = ?",
+	"SELECT " PROFILE_OF_U
+	", " RFC3339("u.disabled_at") " FROM users u " USAGE_JOIN
+				      " WHERE u.username = ?",
 	0},
     [ST_ADMIN_DISABLE] = {"admin_disable",
 	"UPDATE users SET disabled_at = UTC_TIMESTAMP(6) WHERE id = ? "
@@ -1300,24 +1301,14 @@ patch_tx(void *arg)
 	const struct patch_tx *x = arg;
 	MYSQL_BIND p[4];
 	struct stored cur;
-	struct col c[3] = {
-	    {C_U64, &cur.user, 0, NULL, NULL, 0, 0},
-	    {C_U64, &cur.version, 0, NULL, NULL, 0, 0},
-	    {C_ALLOC, NULL, 0, &cur.v, &cur.vlen, 0, 0},
-	};
 	unsigned long long rows;
 	const char *v;
 	size_t vlen;
 	enum dbr r;
 	int refused;
 
-	memset(&cur, 0, sizeof cur);
-	bind_blob(&p[0], x->tok, HASH_LEN);
-	bind_blob(&p[1], (const unsigned char *)x->k, x->klen);
-	if ((r = run(ST_DATA_LOCK, p, c, 3, &rows)) != DBR_OK)
+	if ((r = db_data_lock(x->tok, x->k, x->klen, 1, &cur)) != DBR_OK)
 		return r;
-	if (rows == 0)
-		return DBR_NONE;
 	refused = x->fn(x->arg, &cur, &v, &vlen);
 	free(cur.v);
 	if (refused)
@@ -1353,21 +1344,20 @@ db_data_patch(const unsigned char *tok, const char *k, size_t klen,
 }
 
 /*
- * Live key k of the token's user, locked to the end of the transaction:
- * its version into out (out->v is not read).  DBR_NONE if there is no
- * such key, or the token is not valid.
+ * Live key k of the token's user, locked to the end of the transaction
+ * (a patch's read, a batch's check): its user and version into out and,
+ * with want_value, its value (out->v, malloc'd).  DBR_NONE if there is
+ * no such key, or the token is not valid.
  */
 enum dbr
-db_data_lock(
-    const unsigned char *tok, const char *k, size_t klen, struct stored *out)
+db_data_lock(const unsigned char *tok, const char *k, size_t klen,
+    int want_value, struct stored *out)
 {
 	MYSQL_BIND p[2];
-	char *v = NULL;
-	size_t vlen = 0;
 	struct col c[3] = {
 	    {C_U64, &out->user, 0, NULL, NULL, 0, 0},
 	    {C_U64, &out->version, 0, NULL, NULL, 0, 0},
-	    {C_ALLOC, NULL, 0, &v, &vlen, 0, 0},
+	    {C_ALLOC, NULL, 0, &out->v, &out->vlen, 0, 0},
 	};
 	unsigned long long rows;
 	enum dbr r;
@@ -1376,7 +1366,10 @@ db_data_lock(
 	bind_blob(&p[0], tok, HASH_LEN);
 	bind_blob(&p[1], (const unsigned char *)k, klen);
 	r = run(ST_DATA_LOCK, p, c, 3, &rows);
-	free(v);
+	if (r != DBR_OK || rows == 0 || !want_value) {
+		free(out->v);
+		out->v = NULL;
+	}
 	if (r != DBR_OK)
 		return r;
 	return rows ? DBR_OK : DBR_NONE;

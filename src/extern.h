@@ -18,6 +18,7 @@ struct cJSON;
 #define HASH_LEN     32 /* SHA-256 */
 #define PASSWORD_MAX 72 /* bytes: bcrypt ignores the rest */
 #define ETAG_MAX     32
+#define ETAGS_MAX    8 /* entity tags of an If-Match list that count */
 #define KEY_PREFIX   "/api/data/" /* the path of a key is this, then the key */
 #define SESSION_RAW  16		  /* bytes of a session id */
 #define SESSION_LEN  22		  /* its base64url text, no padding */
@@ -280,6 +281,7 @@ int req_bearer(const char *, char *);
 int req_json_ctype(const char *);
 int req_patch_ctype(const char *);
 int req_etags(const char *, uint64_t *, int, int *);
+int req_etag_matches(const char *, uint64_t);
 int req_query(const char *, const char *, char *, size_t, size_t *);
 
 /* codec.c */
@@ -490,7 +492,7 @@ enum dbr db_data_patch(const unsigned char *, const char *, size_t, uint64_t,
     int (*)(void *, const struct stored *, const char **, size_t *), void *);
 enum dbr db_data_expire(const unsigned char *, unsigned long long *);
 enum dbr
-db_data_lock(const unsigned char *, const char *, size_t, struct stored *);
+db_data_lock(const unsigned char *, const char *, size_t, int, struct stored *);
 enum dbr db_batch(const unsigned char *, enum dbr (*)(void *), void *);
 /* The feed's state for a user: its last revision, the highest purged. */
 struct feed {

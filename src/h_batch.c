@@ -21,7 +21,6 @@
 #include "extern.h"
 
 #define BATCH_MAX 100
-#define ETAGS_MAX 8
 
 #define FIELDS(a) (a), sizeof(a) / sizeof((a)[0])
 
@@ -81,24 +80,19 @@ static struct outcome
 op_check(struct req *r)
 {
 	const struct field_value *k = &r->field[F_KEY];
-	uint64_t tags[ETAGS_MAX];
 	struct stored cur;
 	enum dbr d;
 	struct outcome o;
-	int n, ok = 0;
+	int ok;
 
-	d = db_data_lock(r->token_hash, k->s, k->len, &cur);
+	d = db_data_lock(r->token_hash, k->s, k->len, 0, &cur);
 	o = outcome_db(d == DBR_NONE ? DBR_OK : d, ERR_INTERNAL);
 	if (o.err != ERR_OK)
 		return o;
 	if (r->if_match == NULL)
 		ok = d == DBR_NONE;
-	else if (d == DBR_OK) {
-		n = req_etags(r->if_match, tags, ETAGS_MAX, NULL);
-		ok = n == -1;
-		for (int i = 0; i < n && !ok; i++)
-			ok = tags[i] == cur.version;
-	}
+	else
+		ok = d == DBR_OK && req_etag_matches(r->if_match, cur.version);
 	if (!ok)
 		o.err = ERR_PRECONDITION_FAILED;
 	r->status = 200;

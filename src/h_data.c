@@ -25,7 +25,6 @@
 
 #define LIST_DEFAULT 100
 #define LIST_BYTES   (8 << 20) /* value bytes per page, whatever the limit */
-#define MAX_ETAGS    8
 
 /*
  * A write changed no row: the token is not valid, or the key does not
@@ -66,7 +65,7 @@ static int
 match_versions(const struct req *r, uint64_t *tags)
 {
 	return r->if_match != NULL
-	    ? req_etags(r->if_match, tags, MAX_ETAGS, NULL)
+	    ? req_etags(r->if_match, tags, ETAGS_MAX, NULL)
 	    : -1;
 }
 
@@ -80,7 +79,7 @@ each_version(struct req *r,
     enum dbr (*op)(struct req *, const uint64_t *, const void *),
     const void *arg, int *n)
 {
-	uint64_t tags[MAX_ETAGS];
+	uint64_t tags[ETAGS_MAX];
 	enum dbr d = DBR_NONE;
 
 	if ((*n = match_versions(r, tags)) == -1)
@@ -170,7 +169,7 @@ struct outcome
 h_data_get(struct req *r)
 {
 	const struct field_value *k = &r->field[F_KEY];
-	uint64_t tags[MAX_ETAGS];
+	uint64_t tags[ETAGS_MAX];
 	struct stored cur;
 	struct outcome o;
 	int n, weak = 0;
@@ -183,7 +182,7 @@ h_data_get(struct req *r)
 	req_etag(cur.version, r->etag);
 	/* If-None-Match uses the weak comparison (RFC 9110 13.1.2). */
 	if (r->if_none_match != NULL) {
-		n = req_etags(r->if_none_match, tags, MAX_ETAGS, &weak);
+		n = req_etags(r->if_none_match, tags, ETAGS_MAX, &weak);
 		for (int i = 0; i < n || n == -1; i++)
 			if (n == -1 || tags[i] == cur.version) {
 				free(cur.v);
@@ -234,18 +233,13 @@ static int
 merge_op(void *arg, const struct stored *cur, const char **v, size_t *vlen)
 {
 	struct merge *m = arg;
-	uint64_t tags[MAX_ETAGS];
 	cJSON *value;
-	int n, i;
 
 	cJSON_free(m->text);
 	m->text = NULL;
 	m->r->user = cur->user;
-	/* -1: no condition; a malformed list (-2) matches nothing. */
-	n = match_versions(m->r, tags);
-	for (i = 0; i < n && tags[i] != cur->version; i++)
-		;
-	if (n != -1 && (n < 0 || i == n)) {
+	if (m->r->if_match != NULL &&
+	    !req_etag_matches(m->r->if_match, cur->version)) {
 		m->err = ERR_PRECONDITION_FAILED;
 		return -1;
 	}

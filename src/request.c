@@ -269,6 +269,23 @@ req_etags(const char *h, uint64_t *v, int max, int *weak)
 }
 
 /*
+ * Does If-Match list h let a write of a resource at version v go on (RFC
+ * 9110 13.1.1, strong comparison): "*", or v among its tags.  A
+ * malformed list matches nothing.
+ */
+int
+req_etag_matches(const char *h, uint64_t v)
+{
+	uint64_t tags[ETAGS_MAX];
+	int n = req_etags(h, tags, ETAGS_MAX, NULL);
+
+	for (int i = 0; i < n; i++)
+		if (tags[i] == v)
+			return 1;
+	return n == -1;
+}
+
+/*
  * The value of parameter `name` in a query string, form-decoded (+ is a
  * space) once into out.  Returns 1 if found, 0 if absent, -1 if
  * malformed, repeated or too long.

@@ -34,8 +34,43 @@ $s->error_is($s->request(POST => '/api/data', {
         body => '{"key":"k","value":"' . ('x' x (2 * 1024 * 1024)) . '"}'}),
     'PAYLOAD_TOO_LARGE', '2 MB body');
 
-my @st = stat($s->dir . '/run/kvapi.sock');
-is(sprintf('%04o', $st[2] & 07777), '0600', 'worker socket is mode 0600');
+for my $sock (qw(kvapi write auth)) {
+    my @st = stat($s->dir . "/run/$sock.sock");
+    is(sprintf('%04o', $st[2] & 07777), '0600', "$sock.sock is mode 0600");
+}
+
+# nginx sends GET, HEAD and OPTIONS to the read pool (kvapi.sock), every
+# other method to the write pool: with one pool's workers stopped, the
+# other pool's requests are still answered, and at once (a request for
+# the stopped pool would wait out the client's 5 s and fail).
+{
+    my $u = $s->new_user('s00');
+    my %auth = (Authorization => "Bearer $u->{token}");
+    my %pids = map { $_ => [ $s->worker_pids($_) ] } qw(kvapi write);
+    is(scalar @{ $pids{write} }, 2, 'two write workers (workers => 2 sizes both data pools)');
+    local $s->{http} = HTTP::Tiny->new(keep_alive => 0, timeout => 5, agent => 'kvtest');
+    kill STOP => @{ $pids{kvapi} };
+    my $post = sub { $s->request(POST => '/api/data', {headers => \%auth, json => {key => 'pool', value => $_[0]}}) };
+    is($post->(1)->{status}, 201, 'POST answered with the read pool stopped');
+    is($s->request(DELETE => '/api/data/pool', {headers => \%auth})->{status}, 200,
+        'DELETE answered with the read pool stopped');
+    is($post->(1)->{status}, 201, 'POST again');
+    my $res = $s->request(PUT => '/api/data/pool', {headers => \%auth, json => {value => 2}});
+    is($res->{status}, 200, 'PUT answered with the read pool stopped');
+    kill CONT => @{ $pids{kvapi} };
+
+    kill STOP => @{ $pids{write} };
+    $res = $s->request(GET => '/api/data/pool', {headers => \%auth});
+    is($res->{status}, 200, 'GET answered with the write pool stopped');
+    is_deeply($res->{json}, {status => 'success', data => {key => 'pool', value => 2}},
+        'GET body') or diag $res->{body};
+    is($s->request(HEAD => '/api/data/pool', {headers => \%auth})->{status}, 200,
+        'HEAD answered with the write pool stopped');
+    $res = $s->request(OPTIONS => '/api/data/pool', {headers => {Origin => 'https://a.example',
+                'Access-Control-Request-Method' => 'PUT'}});
+    is($res->{status}, 204, 'a preflight answered with the write pool stopped');
+    kill CONT => @{ $pids{write} };
+}
 
 my ($password) = do {
     open my $fh, '<', $s->config_path or die $!;

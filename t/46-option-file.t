@@ -40,7 +40,7 @@ sub slurp {
 sub no_password_outside {
     my ($name) = @_;
     my @found;
-    for my $pid ($s->worker_pids('kvapi'), $s->worker_pids('auth')) {
+    for my $pid (map { $s->worker_pids($_) } qw(kvapi write auth)) {
         for my $f (qw(cmdline environ)) {
             my $t = eval { slurp("/proc/$pid/$f") } // next;
             push @found, "$pid/$f" if index($t, $RIGHT) >= 0 || index($t, $WRONG) >= 0;

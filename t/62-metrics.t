@@ -1,7 +1,7 @@
 # Metrics (API.md, Operations; issue #17): GET /metrics on the metrics
 # listener (metrics_listen), never on the public port, in the Prometheus
 # text format that `promtool check metrics` accepts, summing every worker
-# of both pools.  A real Prometheus, started here on a free port with its
+# of the three pools.  A real Prometheus, started here on a free port with its
 # data under the test's directory, scrapes the listener every 250 ms and
 # its HTTP API must return exactly the requests this file made; a data
 # worker killed with SIGKILL and respawned by multiwatch takes its
@@ -141,8 +141,9 @@ my %counters = (
     'kvapi_db_errors_total{kind="query"}' => 0,
     kvapi_db_reconnects_total => 0,
     kvapi_worker_crashes_total => 0,
-    # two data workers, two bcrypt workers (KVAPI_AUTH_WORKERS, nproc)
-    kvapi_worker_starts_total => 2 + ($ENV{KVAPI_AUTH_WORKERS} // `nproc` + 0),
+    # two read and two write workers (workers => 2), the bcrypt workers
+    # (KVAPI_AUTH_WORKERS, nproc)
+    kvapi_worker_starts_total => 2 + 2 + ($ENV{KVAPI_AUTH_WORKERS} // `nproc` + 0),
 );
 my $before;
 subtest 'GET /metrics on the metrics listener' => sub {
@@ -151,7 +152,7 @@ subtest 'GET /metrics on the metrics listener' => sub {
     my $v = samples($res->{content});
     is_deeply requests_of($v), \%want, 'kvapi_http_requests_total: every request made, by route, method and code';
     is $v->{$_}, $counters{$_}, $_ for sort keys %counters;
-    is $v->{kvapi_workers}, $counters{kvapi_worker_starts_total}, 'kvapi_workers: every worker of both pools';
+    is $v->{kvapi_workers}, $counters{kvapi_worker_starts_total}, 'kvapi_workers: every worker of the three pools';
     my %per_route;
     $per_route{(split / /)[0]} += $want{$_} for keys %want;
     for my $route (sort keys %per_route) {

@@ -279,29 +279,33 @@ subtest 'the systemd units' => sub {
     system('cp', "$BUILDDIR/systemd/kvapi.service", "$BUILDDIR/systemd/kvapi\@.service", $dir) == 0
         or die 'cp';
     system('cp', '-r', glob("$SRCDIR/systemd/kvapi\@*.service.d"), $dir) == 0 or die 'cp';
-    my %u = map { $_ => unit($dir, $_) } qw(data auth);
+    my %u = map { $_ => unit($dir, $_) } qw(data write auth);
     like(join(' ', @{ $u{data}{argv} }),
         qr{^\S*/spawn-fcgi -n -s /run/kvapi/kvapi\.sock -M 0660 -- \S*/multiwatch -f 6 -- /\S+/sbin/kvapi -c /\S+/kvapi/kvapi\.conf$},
         'kvapi@data: 6 workers on /run/kvapi/kvapi.sock');
+    like(join(' ', @{ $u{write}{argv} }), qr{ -s /run/kvapi/write\.sock .* -f 16 -- },
+        'kvapi@write: 16 workers on /run/kvapi/write.sock');
     like(join(' ', @{ $u{auth}{argv} }), qr{ -s /run/kvapi/auth\.sock .* -f 2 -- },
         'kvapi@auth: 2 workers on /run/kvapi/auth.sock');
     is($u{auth}{Nice}, 10, 'kvapi@auth is niced');
     is($u{data}{Nice}, undef, 'kvapi@data is not');
+    is($u{write}{Nice}, undef, 'nor is kvapi@write');
     is("$u{data}{User}:$u{data}{Group}", 'kvapi:www-data', 'user kvapi, group www-data');
     is($u{data}{CapabilityBoundingSet}, '', 'no capabilities');
     is($u{data}{ProtectSystem}, 'strict', 'ProtectSystem=strict');
 
-    # The site passes to the sockets the pools bind.
+    # The site passes to the sockets the pools bind (by name, or by the
+    # map that picks the read or the write pool).
     my $site = slurp("$BUILDDIR/nginx/kvapi");
-    my %pass = map { $_ => 1 } $site =~ /fastcgi_pass unix:(\S+);/g;
-    is_deeply([sort keys %pass], ['/run/kvapi/auth.sock', '/run/kvapi/kvapi.sock'],
-        'the site passes to the two sockets');
+    my %pass = map { $_ => 1 } $site =~ /^\s*(?:fastcgi_pass|GET|HEAD|OPTIONS|default) unix:(\S+);/mg;
+    is_deeply([sort keys %pass], ['/run/kvapi/auth.sock', '/run/kvapi/kvapi.sock', '/run/kvapi/write.sock'],
+        'the site passes to the three sockets');
 
     {
         ok(-x $u{data}{argv}[0] && grep({ m{^/\S*/multiwatch$} && -x } @{ $u{data}{argv} }),
             'the units run the installed spawn-fcgi and multiwatch');
         my ($rc, $out) = run('systemd-analyze', 'verify', '--man=no',
-            map { "$dir/$_" } qw(kvapi.service kvapi@data.service kvapi@auth.service));
+            map { "$dir/$_" } qw(kvapi.service kvapi@data.service kvapi@write.service kvapi@auth.service));
         is($rc, 0, 'systemd-analyze verify succeeds');
         is($out, '', 'and has nothing to say') or diag $out;
         ($rc, $out) = run('systemd-analyze', 'security', '--offline=yes', '--threshold=20',
@@ -483,6 +487,7 @@ sub package_test {
             /usr/share/kvapi/kvapi.conf.in /usr/share/kvapi/migrations/0001_initial.sql
             /etc/nginx/sites-available/kvapi /lib/systemd/system/kvapi.service
             /lib/systemd/system/kvapi@.service /lib/systemd/system/kvapi@data.service.d/pool.conf
+            /lib/systemd/system/kvapi@write.service.d/pool.conf
             /lib/systemd/system/kvapi@auth.service.d/pool.conf
             /usr/share/man/man8/kvapi.8.gz /usr/share/man/man8/kvapi-migrate.8.gz
             /usr/share/man/man8/kvapi-admin.8.gz);
@@ -502,7 +507,7 @@ sub package_test {
         # With the man pages: the units' Documentation= names them.
         if (need('systemd-analyze') && need('man')) {
             ($rc, $out) = run('systemd-analyze', 'verify',
-                qw(kvapi.service kvapi@data.service kvapi@auth.service));
+                qw(kvapi.service kvapi@data.service kvapi@write.service kvapi@auth.service));
             is("$rc $out", '0 ', 'the installed units verify');
         }
     };
@@ -517,12 +522,12 @@ sub package_test {
 
     my $strace = need('strace');
     subtest 'start the pools as the units would' => sub {
-        my %u = map { $_ => unit('/lib/systemd/system', $_) } qw(data auth);
+        my %u = map { $_ => unit('/lib/systemd/system', $_) } qw(data write auth);
         my $rundir = "/run/$u{data}{RuntimeDirectory}";
         mkdir $rundir;
         chown scalar(getpwnam($u{data}{User})), scalar(getgrnam($u{data}{Group})), $rundir;
         chmod oct($u{data}{RuntimeDirectoryMode}), $rundir;
-        for my $inst (qw(data auth)) {
+        for my $inst (qw(data write auth)) {
             my $unit = $u{$inst};
             my $pid = fork // die "fork: $!";
             if (!$pid) {
@@ -551,7 +556,7 @@ sub package_test {
                     or kill KILL => -$pid;
             }
         });
-        for my $s ('kvapi.sock', 'auth.sock') {
+        for my $s ('kvapi.sock', 'write.sock', 'auth.sock') {
             ok(wait_for($s, 10, sub { -S "$rundir/$s" }), "$rundir/$s is there") or next;
             my @st = stat "$rundir/$s";
             is(sprintf('%s:%s %04o', scalar getpwuid($st[4]), scalar getgrgid($st[5]), $st[2] & 07777),
@@ -559,8 +564,8 @@ sub package_test {
         }
         my @st = stat $rundir;
         is(sprintf('%04o', $st[2] & 07777), '0750', "$rundir is 0750");
-        for my $i (0, 1) {
-            my $inst = (qw(data auth))[$i];
+        for my $i (0 .. 2) {
+            my $inst = (qw(data write auth))[$i];
             my ($mw) = $strace ? children($pools[$i]) : ($pools[$i]);
             my @workers;
             wait_for("workers of $inst", 10, sub { @workers = children($mw); @workers == $u{$inst}{env}{WORKERS} });
@@ -619,7 +624,7 @@ EOF
         });
     };
 
-    subtest 'a round trip through nginx and both pools' => sub {
+    subtest 'a round trip through nginx and the three pools' => sub {
         my $b = "http://127.0.0.1:$port";
         my $req = sub {
             my ($m, $path, $body, $token) = @_;

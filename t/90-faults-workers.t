@@ -1,6 +1,7 @@
 # Workers killed under a write load.  Six clients own disjoint keys and
-# create, replace, delete and read them without pause while one data
-# worker, then every worker of both pools, is killed with SIGKILL.
+# create, replace, delete and read them without pause while one write
+# worker, then one read worker, then every worker of the three pools, is
+# killed with SIGKILL.
 # multiwatch must respawn them; a request that a dying worker held may
 # fail, as the JSON 503 SERVICE_UNAVAILABLE (nginx's 502), nothing else
 # may; every write answered 2xx must be in the database afterwards with
@@ -41,8 +42,10 @@ sub respawned {
 }
 
 my @data0 = $s->worker_pids('kvapi');
+my @write0 = $s->worker_pids('write');
 my @auth0 = $s->worker_pids('auth');
-is(scalar @data0, $WORKERS, "$WORKERS data workers");
+is(scalar @data0, $WORKERS, "$WORKERS read workers");
+is(scalar @write0, $WORKERS, "$WORKERS write workers");
 ok(scalar @auth0 >= 1, scalar(@auth0) . ' auth workers');
 
 my $writer = KVLoad::writer(tokens => \@tokens, prefix => 'f90', keys => 10);
@@ -64,24 +67,31 @@ my $n0 = $answered->();
 my $t_go = $load->go;
 ok(poll_until(30, sub { $answered->() >= $n0 + 100 }), 'the load runs before the first kill');
 
-# One data worker.
-my $victim = $data0[ int rand @data0 ];
-my $t_kill1 = time;
-kill KILL => $victim;
-my ($dt1, @data1) = respawned('kvapi', $WORKERS, [$victim], 10);
-ok(defined $dt1, "killed worker $victim was replaced")
-    or diag 'workers now: ' . join ' ', $s->worker_pids('kvapi');
-my $n1 = $answered->();
-ok(poll_until(30, sub { $answered->() >= $n1 + 100 }), 'the load goes on after the first respawn');
+# One write worker, then one read worker.
+my $dt1;
+for my $pool (qw(write kvapi)) {
+    my @p = $s->worker_pids($pool);
+    my $victim = $p[ int rand @p ];
+    kill KILL => $victim;
+    my ($dt) = respawned($pool, $WORKERS, [$victim], 10);
+    ok(defined $dt, "killed $pool worker $victim was replaced")
+        or diag 'workers now: ' . join ' ', $s->worker_pids($pool);
+    $dt1 //= $dt;
+    my $n1 = $answered->();
+    ok(poll_until(30, sub { $answered->() >= $n1 + 100 }), "the load goes on after the $pool worker's respawn");
+}
 
-# Every worker of both pools at once.
-my @all = ($s->worker_pids('kvapi'), $s->worker_pids('auth'));
+# Every worker of the three pools at once.
+my @all = map { $s->worker_pids($_) } qw(kvapi write auth);
 my $t_kill2 = time;
 kill KILL => @all;
 my ($dt2, @data2) = respawned('kvapi', $WORKERS, \@all, 10);
+my ($dt4) = respawned('write', $WORKERS, \@all, 10);
 my ($dt3, @auth2) = respawned('auth', scalar @auth0, \@all, 10);
-ok(defined $dt2, 'all data workers replaced')
-    or diag 'data workers now: ' . join ' ', $s->worker_pids('kvapi');
+ok(defined $dt2, 'all read workers replaced')
+    or diag 'read workers now: ' . join ' ', $s->worker_pids('kvapi');
+ok(defined $dt4, 'all write workers replaced')
+    or diag 'write workers now: ' . join ' ', $s->worker_pids('write');
 ok(defined $dt3, 'all auth workers replaced')
     or diag 'auth workers now: ' . join ' ', $s->worker_pids('auth');
 my $t_back = time;
@@ -95,7 +105,7 @@ $load->stop;
 my $recs = $load->finish;
 is_deeply([ $load->client_failures ], [], 'load clients ran cleanly');
 
-my $kills = 1 + @all;
+my $kills = 2 + @all;
 my $sum = KVLoad::summary($recs);
 my @bad = KVLoad::bad_answers($recs, sub {
     my ($r) = @_;

@@ -3,10 +3,10 @@
 # - nginx -s reload, three times under a write load: not one request
 #   fails (a keep-alive connection that nginx closes while idle is opened
 #   again, as every HTTP client does; those resends are counted).
-# - SIGUSR1 to single data workers in the middle of reading a 1 MB body:
+# - SIGUSR1 to single write workers in the middle of reading a 1 MB body:
 #   each must finish its request and is replaced; not one request may
 #   fail.
-# - SIGTERM to the data pool (its multiwatch, as script/stack app-down
+# - SIGTERM to the write pool (its multiwatch, as script/stack app-down
 #   sends it) while four PUTs wait inside MariaDB for row locks that the
 #   test holds: each worker finishes its request (200, value stored),
 #   then exits.  Requests still queued on the FastCGI socket, which no
@@ -175,7 +175,7 @@ sub check_load {
             }
         });
     $load->go;
-    my @p = $s->worker_pids('kvapi');
+    my @p = $s->worker_pids('write');
     my %slot = map { $p[$_] => $_ } 0 .. $#p;
     my $x86 = (POSIX::uname())[4] eq 'x86_64';
     my (%hits, %dbfds, $signals);
@@ -199,7 +199,7 @@ sub check_load {
         return \%db;
     };
     for (1 .. 2 * $WORKERS) {
-        my @cur = grep { ($hits{ $slot{$_} } // 0) < 2 } $s->worker_pids('kvapi')
+        my @cur = grep { ($hits{ $slot{$_} } // 0) < 2 } $s->worker_pids('write')
             or last;
         my ($v, $t0) = (undef, time);
         FIND: while (time - $t0 < 3) {
@@ -222,7 +222,7 @@ sub check_load {
         $signals++;
         my @new;
         wait_until(5, sub {
-            @new = $s->worker_pids('kvapi');
+            @new = $s->worker_pids('write');
             @new == $WORKERS && !grep { $_ == $v } @new });
         $slot{$_} //= $slot{$v} for @new;
         ok(poll_until(20, sub {
@@ -251,7 +251,7 @@ sub check_load {
         $signals, $aimed, scalar @$recs, join(', ', map { "$_ x$st{$_}" } sort keys %st);
 }
 
-# --- SIGTERM to the data pool, requests blocked in MariaDB -------------
+# --- SIGTERM to the write pool, requests blocked in MariaDB ------------
 {
     my @lk = map { "f93lock$_" } 0 .. $WORKERS - 1;
     for my $k (@lk, 'f93q0', 'f93q1') {
@@ -291,12 +291,12 @@ sub check_load {
     my $blocked = $one->(\@lk, 'term-blocked');
     $blocked->go;
     ok(wait_until(10, sub { $waiting->() == $WORKERS }),
-        "all $WORKERS data workers are inside MariaDB, waiting for a row lock")
+        "all $WORKERS write workers are inside MariaDB, waiting for a row lock")
         or diag explain $s->sql('SELECT USER, COMMAND, STATE, LEFT(INFO, 40) FROM information_schema.PROCESSLIST');
     # Two more, which no worker can take: they queue on the socket.
     # /proc/net/unix lists a connection that no one accepted yet with
     # state 02 (SS_CONNECTING) and the listening socket's path.
-    my $sock = $s->dir . '/run/kvapi.sock';
+    my $sock = $s->dir . '/run/write.sock';
     my $unaccepted = sub {
         open my $u, '<', '/proc/net/unix' or return 0;
         return scalar grep { my @f = split ' '; ($f[5] // '') eq '02' && ($f[7] // '') eq $sock } <$u>;
@@ -306,8 +306,8 @@ sub check_load {
     $queued->go;
     ok(poll_until(10, sub { $unaccepted->() >= $q0 + 2 }),
         'the two requests wait on the FastCGI socket, unaccepted');
-    my @workers = $s->worker_pids('kvapi');
-    my $mw = pool_pid('kvapi') or die "no multiwatch pid for the data pool\n";
+    my @workers = $s->worker_pids('write');
+    my $mw = pool_pid('write') or die "no multiwatch pid for the write pool\n";
     my $t_term = time;
     kill TERM => $mw;
     # multiwatch passes TERM on as SIGUSR1, which a worker blocks while
@@ -329,9 +329,12 @@ sub check_load {
     is_deeply(\%db, { map { ($lk[$_] => qq("new$_")) } 0 .. $#lk }, 'and its value is stored');
     my @qs = map { $_->{status} } @q;
     ok(!grep({ $_ != 200 && $_ != 503 } @qs), "queued requests: 200 or the JSON 503 (got @qs)");
-    my $res = $s->request(GET => '/api/data/f93q0', {headers => \%auth});
-    $s->error_is($res, 'SERVICE_UNAVAILABLE', 'with the pool stopped, nginx answers the JSON 503');
-    push @report, sprintf 'data pool TERM: %d of %d requests blocked in MariaDB answered 200 '
+    my $res = $s->request(PUT => '/api/data/f93q0', {headers => \%auth, json => {value => 1}});
+    $s->error_is($res, 'SERVICE_UNAVAILABLE', 'with the write pool stopped, nginx answers a write the JSON 503');
+    $res = $s->request(GET => '/api/data/f93lock0', {headers => \%auth});
+    is_deeply([ $res->{status}, $res->{json} ], [ 200, {status => 'success', data => {key => 'f93lock0', value => 'new0'}} ],
+        'and the read pool still answers a read');
+    push @report, sprintf 'write pool TERM: %d of %d requests blocked in MariaDB answered 200 '
             . '(%.2fs after TERM); queued on the socket: %s',
         scalar(grep { $_->{status} == 200 } @b), scalar @b,
         (sort { $b <=> $a } map { $_->{t1} } @b)[0] - $t_term, "@qs";

@@ -106,10 +106,10 @@ sub run_phase {
     return ($recs, $dt, $load);
 }
 
-# Memory and descriptors of every worker of both pools, at rest.
+# Memory and descriptors of every worker of the three pools, at rest.
 sub measure {
     my %m;
-    for my $pool (qw(kvapi auth)) {
+    for my $pool (qw(kvapi write auth)) {
         for my $pid ($s->worker_pids($pool)) {
             $m{$pid} = {pool => $pool, rss => KVLoad::rss_kb($pid),
                 fd => KVLoad::fd_count($pid)};

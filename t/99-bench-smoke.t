@@ -86,7 +86,7 @@ close $fh;
 like($text, qr/^check\s+value\s+target\s+result$/m, 'report has the checks');
 like($text, qr/^token timing unknown\/wrong \(kvapi\)\s+\d/m,
     'timing check measured');
-like($text, qr/^worker RSS after, MB \(max of both pools\)\s+\d/m,
+like($text, qr/^worker RSS after, MB \(max of every pool\)\s+\d/m,
     'worker memory measured');
 like($text, qr/^$_\s+\d/m, "check measured: $_")
     for 'get_hit kvapi/etcd', 'put kvapi/etcd', 'post kvapi/etcd put', 'delete kvapi/etcd';

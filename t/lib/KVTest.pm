@@ -7,7 +7,8 @@ package KVTest;
 # reports.  Starting and stopping is script/stack's job; this module only
 # decides names, ports and the config.
 #
-#   my $s = KVTest->start(%conf);      # kvapi.conf keys; plus workers => N,
+#   my $s = KVTest->start(%conf);      # kvapi.conf keys; plus workers => N
+#                                      # (read and write pools, 2 each),
 #                                      # private_db => 1 (own MariaDB)
 #                                      # external_db => 1 (conf names it)
 #   my $res = $s->request(POST => '/api/register', {json => {...}});
@@ -661,6 +662,9 @@ sub _app_up {
     my $file = $self->config_path;
 
     local $ENV{KVAPI_BIN} = $ENV{KVAPI_BIN} // "$BUILDDIR/src/kvapi";
+    # workers => N is the size of both data pools, the reads' and the
+    # writes' (the write pool's own default, eight a core, is for speed).
+    local $ENV{KVAPI_WRITE_WORKERS} = $self->{workers};
     # Another file may take a port between our probe and nginx's bind:
     # the public one or the metrics listener's (kept across restart_app).
     for my $try (1 .. 3) {

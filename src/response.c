@@ -132,6 +132,10 @@ resp_write(FCGX_Stream *out, struct req *r, enum err e)
 		resp_header(out, "Allow: %s\r\n", r->allow);
 	if (e == ERR_ACCOUNT_LOCKED)
 		resp_header(out, "Retry-After: %lld\r\n", r->retry_after);
+	/* As nginx's own 503 (nginx/kvapi.conf.in): a database that is
+	 * away, or a conflict that kept failing, is worth a retry soon. */
+	if (e == ERR_SERVICE_UNAVAILABLE)
+		FCGX_PutS("Retry-After: 1\r\n", out);
 	if (e == ERR_INVALID_TOKEN)
 		resp_header(out, "WWW-Authenticate: %s\r\n",
 		    r->www_auth ? r->www_auth : "Bearer realm=\"kvapi\"");

@@ -92,6 +92,8 @@ our %ERROR_HEADERS = (
     TOO_MANY_REQUESTS => ['retry-after', qr/^\d+$/],
     # Whole seconds until the lock-out ends, at least 1.
     ACCOUNT_LOCKED => ['retry-after', qr/^[1-9][0-9]*$/],
+    # nginx's and the worker's alike.
+    SERVICE_UNAVAILABLE => ['retry-after', qr/^1$/],
 );
 
 # Lines that fail a test file when its logs hold them.  multiwatch says

@@ -13,7 +13,6 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <openssl/sha.h>
 
 #include "extern.h"
 
@@ -108,8 +107,7 @@ auth_token_new(char *tok, unsigned char *hash)
 	}
 	n = b64url_encode(raw, TOKEN_RAW, tok, TOKEN_LEN + 1);
 	explicit_bzero(raw, sizeof raw);
-	auth_token_hash(tok, hash);
-	return n == TOKEN_LEN ? 0 : -1;
+	return n == TOKEN_LEN && auth_token_hash(tok, hash) == 0 ? 0 : -1;
 }
 
 /*
@@ -131,17 +129,37 @@ auth_session_new(char *text, unsigned char *raw)
 }
 
 /*
+ * A SHA-256 context, started.  The digest is fetched from OpenSSL's
+ * provider once and the context kept (a worker is one thread): SHA256()
+ * and EVP_sha256() look the algorithm up again on every call, which cost
+ * a GET more than the hash itself (docs/performance.md).  NULL if
+ * OpenSSL fails.
+ */
+static EVP_MD_CTX *
+sha256_begin(void)
+{
+	static EVP_MD *md;
+	static EVP_MD_CTX *c;
+
+	if (md == NULL && (md = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
+		return NULL;
+	if (c == NULL && (c = EVP_MD_CTX_new()) == NULL)
+		return NULL;
+	return EVP_DigestInit_ex2(c, md, NULL) == 1 ? c : NULL;
+}
+
+/*
  * The key of a username's failed logins: SHA-256 of its ASCII-lowercased
  * bytes, as usernames compare (and unknown ones alike).
  */
 void
 auth_name_hash(const char *name, size_t len, unsigned char *hash)
 {
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	EVP_MD_CTX *c = sha256_begin();
 	unsigned char buf[64];
 	size_t n;
 
-	if (c == NULL || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1)
+	if (c == NULL)
 		goto fail;
 	while (len > 0) {
 		n = len < sizeof buf ? len : sizeof buf;
@@ -159,13 +177,11 @@ auth_name_hash(const char *name, size_t len, unsigned char *hash)
 	}
 	if (EVP_DigestFinal_ex(c, hash, NULL) != 1)
 		goto fail;
-	EVP_MD_CTX_free(c);
 	return;
 fail:
 	/* Counted under one key rather than none: still a lock-out. */
 	log_err("SHA-256 of a username failed");
 	memset(hash, 0, HASH_LEN);
-	EVP_MD_CTX_free(c);
 }
 
 /* A row version: random, so a re-created key never repeats an ETag. */
@@ -179,8 +195,17 @@ auth_rand64(void)
 	return v >> 1; /* fits a signed BIGINT too */
 }
 
-void
+/* The SHA-256 of token tok (TOKEN_LEN chars) in hash; -1 if OpenSSL
+ * fails. */
+int
 auth_token_hash(const char *tok, unsigned char *hash)
 {
-	SHA256((const unsigned char *)tok, TOKEN_LEN, hash);
+	EVP_MD_CTX *c = sha256_begin();
+
+	if (c == NULL || EVP_DigestUpdate(c, tok, TOKEN_LEN) != 1 ||
+	    EVP_DigestFinal_ex(c, hash, NULL) != 1) {
+		log_err("SHA-256 of a token failed");
+		return -1;
+	}
+	return 0;
 }

@@ -352,7 +352,7 @@ int auth_check_password(const char *, const char *);
 int auth_token_new(char *, unsigned char *);
 int auth_session_new(char *, unsigned char *);
 void auth_name_hash(const char *, size_t, unsigned char *);
-void auth_token_hash(const char *, unsigned char *);
+int auth_token_hash(const char *, unsigned char *);
 uint64_t auth_rand64(void);
 
 /* db.c */

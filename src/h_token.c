@@ -121,8 +121,7 @@ refresh(struct req *r)
 	enum dbr d;
 	int reused;
 
-	auth_token_hash(rt->s, presented);
-	if (grant_new(&g, 0) == -1)
+	if (auth_token_hash(rt->s, presented) == -1 || grant_new(&g, 0) == -1)
 		return outcome(ERR_INTERNAL);
 	d = db_refresh(presented, &g, &reused);
 	if (reused) {

@@ -321,15 +321,16 @@ static enum err
 bearer(struct req *r)
 {
 	char tok[TOKEN_LEN + 1];
+	enum err e;
 
 	if (r->authz == NULL || *r->authz == '\0')
 		return ERR_INVALID_TOKEN;
 	r->www_auth = "Bearer realm=\"kvapi\", error=\"invalid_token\"";
 	if (req_bearer(r->authz, tok) == -1)
 		return ERR_INVALID_TOKEN;
-	auth_token_hash(tok, r->token_hash);
+	e = auth_token_hash(tok, r->token_hash) == 0 ? ERR_OK : ERR_INTERNAL;
 	explicit_bzero(tok, sizeof tok);
-	return ERR_OK;
+	return e;
 }
 
 /* Content-Type (415), the body (413, 400), its JSON, then the fields. */

@@ -19,6 +19,7 @@
 use strict;
 use warnings;
 use utf8;
+use Digest::SHA qw(sha256_hex);
 use JSON::PP ();
 use Test::More;
 use lib 't/lib';
@@ -52,20 +53,26 @@ sub enc { my $t = $JSON->encode($_[0]); return $t }
 
 # The rows of data and users (only those of users @$ids if given) as
 # counts and SHA-256 checksums over every column a write changes, and
-# whether the three tables still exist.
+# whether the three tables still exist.  The checksums are taken here,
+# over the rows in order: a GROUP_CONCAT of the megabyte values in SQL
+# needs an internal temporary table, and dropping one crashed MariaDB
+# 10.11.19 once (segfault in ha_maria::drop_table, the fresh machine's
+# sanitizer run).
 sub db_state {
     my ($st, $ids) = @_;
-    my $in = $ids ? join(',', @$ids) : '';
-    my $len = 'SET SESSION group_concat_max_len = 1073741824;';
-    my $d = $st->sql("$len SELECT COUNT(*), COALESCE(SHA2(GROUP_CONCAT(user_id, ':', HEX(k), ':', HEX(v), ':', version"
-        . " ORDER BY user_id, k SEPARATOR '|'), 256), '-') FROM data" . ($ids ? " WHERE user_id IN ($in)" : ''));
-    my $u = $st->sql("$len SELECT COUNT(*), COALESCE(SHA2(GROUP_CONCAT(id, ':', HEX(username), ':', HEX(email), ':',"
-        . " password_hash, ':', HEX(full_name) ORDER BY id SEPARATOR '|'), 256), '-') FROM users"
-        . ($ids ? " WHERE id IN ($in)" : ''));
+    my $in = $ids ? ' IN (' . join(',', @$ids) . ')' : '';
+    my $sum = sub {
+        my ($rows) = @_;
+        return (scalar @$rows, @$rows ? sha256_hex(join '|', map { join ':', @$_ } @$rows) : '-');
+    };
+    my @d = $sum->($st->sql('SELECT user_id, HEX(k), HEX(v), version FROM data'
+        . ($in ? " WHERE user_id$in" : '') . ' ORDER BY user_id, k'));
+    my @u = $sum->($st->sql('SELECT id, HEX(username), HEX(email), password_hash, HEX(full_name) FROM users'
+        . ($in ? " WHERE id$in" : '') . ' ORDER BY id'));
     my $t = $st->sql("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE()"
         . " AND table_name IN ('users', 'tokens', 'data')");
-    return { data_rows => $d->[0][0], data_sum => $d->[0][1], user_rows => $u->[0][0],
-             user_sum => $u->[0][1], tables => $t->[0][0] };
+    return { data_rows => $d[0], data_sum => $d[1], user_rows => $u[0],
+             user_sum => $u[1], tables => $t->[0][0] };
 }
 
 # A stack's health: /api/health, the snapshot reads byte for byte, the

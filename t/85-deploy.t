@@ -594,7 +594,7 @@ sub package_test {
         mkdir "$dir/sites-enabled";
         mkdir "$dir/nginx-tmp";
         chown scalar(getpwnam('www-data')), -1, "$dir/nginx-tmp";
-        (my $site = slurp('/etc/nginx/sites-enabled/kvapi')) =~ s/^(\s*)listen 3003;$/$1listen 127.0.0.1:$port;/m
+        (my $site = slurp('/etc/nginx/sites-enabled/kvapi')) =~ s/^(\s*)listen 3003( backlog=\d+)?;$/$1listen 127.0.0.1:$port$2;/m
             or die 'no listen 3003 in the site';
         spew("$dir/sites-enabled/kvapi", $site, 0644);
         spew("$dir/nginx.conf", <<"EOF", 0644);

@@ -160,8 +160,15 @@ sub worker {
     my $sock = "$tmp/w.sock";
     unlink $sock;
     my $l = IO::Socket::UNIX->new(Local => $sock, Listen => 5) or die "$sock: $!";
+    # Connected before the worker starts: the connection waits in the
+    # socket's backlog until the worker accepts it.  (Connected after, it
+    # was refused whenever the worker had already refused its config and
+    # exited, taking the listening socket with it.)
+    local $SIG{PIPE} = 'IGNORE';
+    my $c = IO::Socket::UNIX->new(Peer => $sock) or die "connect $sock: $!";
     my $pid = fork // die "fork: $!";
     if (!$pid) {
+        close $c;
         delete @ENV{ grep { /^KVAPI_/ } keys %ENV };
         %ENV = (%ENV, %{ $o{env} // {} });
         open STDIN, '<&', $l or POSIX::_exit(127);
@@ -170,11 +177,8 @@ sub worker {
         exec $KVAPI, @{ $o{args} // ['-c', $file] } or POSIX::_exit(127);
     }
     close $l;
-    # The request waits in the socket's backlog until the worker accepts
-    # it; a worker that exits instead takes the socket with it, and the
-    # connection ends unanswered.
-    local $SIG{PIPE} = 'IGNORE';
-    my $c = IO::Socket::UNIX->new(Peer => $sock) or die "connect $sock: $!";
+    # A worker that exits instead of accepting takes the socket with it,
+    # and the connection ends unanswered.
     binmode $c;
     my $req = fcgi_request(GET => '/api/nope');
     # A worker that refused its config may be gone already (EPIPE): its
